@@ -1,0 +1,130 @@
+r"""Dense layer and elementwise activations as forward/backward pairs.
+
+Shape letters: B batch, I layer input width, O layer output width.
+
+Every ``*_forward`` returns ``(out, cache)``; the matching ``*_backward(dout, cache)``
+returns the gradients of the forward's array arguments, in the forward's argument order.
+Nothing is stored on objects: the cache is the only state and the caller holds it.
+"""
+import numpy as np
+from scipy.special import expit
+
+LEAKY_RELU_SLOPE = 0.01  # PyTorch's nn.LeakyReLU default negative_slope
+
+
+def dense_forward(x, W, b):
+    r"""Affine map ``out = x @ W + b``.
+
+    Parameters
+    ----------
+    x : (B, I) array
+    W : (I, O) array. PyTorch's ``nn.Linear.weight`` is ``W.T``.
+    b : (O,) array
+
+    Returns
+    -------
+    out : (B, O) array
+    cache : (x, W)
+    """
+    out = x @ W + b
+    return out, (x, W)
+
+
+def dense_backward(dout, cache):
+    r"""Backward of ``out = x @ W + b``.
+
+    Local derivatives: d out / d x = W.T, d out / d W = x.T, d out / d b = 1 (summed over B).
+
+    Parameters
+    ----------
+    dout : (B, O) array, upstream gradient d loss / d out.
+
+    Returns
+    -------
+    dx : (B, I), dW : (I, O), db : (O,)
+    """
+    x, W = cache
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+# --- activations: forward(a) -> (h, cache), backward(dh, cache) -> da ---------------------
+
+def relu_forward(a):
+    r"""``h = max(a, 0)``."""
+    return np.maximum(a, 0), a
+
+
+def relu_backward(dh, a):
+    r"""``dh/da = 1 if a > 0 else 0`` (0 at the kink, as PyTorch)."""
+    return dh * (a > 0)
+
+
+def leaky_relu_forward(a):
+    r"""``h = a if a > 0 else 0.01 * a``."""
+    return np.where(a > 0, a, LEAKY_RELU_SLOPE * a), a
+
+
+def leaky_relu_backward(dh, a):
+    r"""``dh/da = 1 if a > 0 else 0.01``."""
+    return dh * np.where(a > 0, 1, LEAKY_RELU_SLOPE).astype(dh.dtype)
+
+
+def tanh_forward(a):
+    r"""``h = tanh(a)``; the cache is ``h``."""
+    h = np.tanh(a)
+    return h, h
+
+
+def tanh_backward(dh, h):
+    r"""``dh/da = 1 - tanh(a)**2 = 1 - h**2``."""
+    return dh * (1 - h * h)
+
+
+def sigmoid_forward(a):
+    r"""``h = 1 / (1 + exp(-a))`` (scipy's overflow-free ``expit``); the cache is ``h``."""
+    h = expit(a)
+    return h, h
+
+
+def sigmoid_backward(dh, h):
+    r"""``dh/da = sigmoid(a) * (1 - sigmoid(a)) = h * (1 - h)``."""
+    return dh * h * (1 - h)
+
+
+def softplus_forward(a):
+    r"""``h = log(1 + exp(a))``, computed as ``logaddexp(0, a)`` so it never overflows."""
+    return np.logaddexp(0, a), a
+
+
+def softplus_backward(dh, a):
+    r"""``dh/da = sigmoid(a)``."""
+    return dh * expit(a)
+
+
+def identity_forward(a):
+    r"""``h = a``."""
+    return a, None
+
+
+def identity_backward(dh, cache):
+    r"""``dh/da = 1``."""
+    return dh
+
+
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "softplus": (softplus_forward, softplus_backward),
+    "identity": (identity_forward, identity_backward),
+}
+
+
+def activation_pair(name):
+    r"""Return ``(forward, backward)`` for an activation name; ValueError lists the choices."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None

@@ -1,0 +1,252 @@
+r"""Decoder likelihoods p(x|z): negative log-likelihoods per example and their gradients.
+
+Shape letters: B batch, D data dimensions.
+
+Each ``*_nll`` returns ``rec_b = -log p(x_b | z_b)`` summed over the D data dimensions, in
+nats, shape (B,). Each ``*_nll_backward(dnll, ...)`` takes ``dnll`` of shape (B,) (d loss /
+d rec_b) and returns the gradients with respect to the decoder's unconstrained outputs.
+Everything is computed from logits or log-variances with softplus / logaddexp: no clipping.
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+from scipy.special import expit
+
+from .gaussian import LOG_2PI
+
+# Below this |logit| the continuous-Bernoulli normalizer uses its Taylor series: the closed
+# form divides 0 by 0 at logit 0 and loses digits near it. The series' first omitted term is
+# O(logit**6) < 1e-12 * (1/2**6) here, far below float64 round-off of the closed form.
+CB_TAYLOR_BELOW = 1e-2
+
+
+# --- Bernoulli ------------------------------------------------------------------------------
+
+def softplus(a):
+    r"""``softplus(a) = log(1 + exp(a))``, finite for every finite a."""
+    return np.logaddexp(0, a)
+
+
+def bernoulli_nll(x, logits):
+    r"""Bernoulli negative log-likelihood from logits (binary cross-entropy with logits).
+
+    ``rec = sum_d [softplus(l_d) - x_d * l_d]``, which equals
+    ``-sum_d [x_d log sigmoid(l_d) + (1 - x_d) log(1 - sigmoid(l_d))]`` and is exact and finite
+    for any finite logit (no log(0), no clipping). x may be binary or in [0, 1].
+
+    Parameters
+    ----------
+    x, logits : (B, D) arrays
+
+    Returns
+    -------
+    (B,) array, summed over D.
+    """
+    return np.sum(softplus(logits) - x * logits, axis=-1)
+
+
+def bernoulli_nll_backward(dnll, x, logits):
+    r"""d rec / d logits = sigmoid(logits) - x, scaled by dnll (B,). Returns (B, D)."""
+    return dnll[:, None] * (expit(logits) - x)
+
+
+def bernoulli_mean(logits):
+    r"""E[x | z] = sigmoid(logits)."""
+    return expit(logits)
+
+
+# --- Gaussian with fixed sigma --------------------------------------------------------------
+
+def gaussian_nll(x, mean, sigma=1.0):
+    r"""Gaussian negative log-likelihood with a fixed standard deviation sigma.
+
+    ``rec = sum_d [(x_d - mean_d)**2 / (2 sigma**2) + log(sigma) + 0.5 log(2 pi)]``
+
+    Relation to MSE: ``rec = D * mse / (2 sigma**2) + D * (log(sigma) + 0.5 log(2 pi))`` with
+    ``mse = mean_d (x_d - mean_d)**2``. The second term is a constant, so minimizing rec is
+    minimizing the squared error, and sigma sets its weight against the KL: sigma = 1 gives
+    ``0.5 * sum of squared errors``; a smaller sigma is like a beta below 1.
+
+    Parameters
+    ----------
+    x, mean : (B, D) arrays; mean is the decoder's linear output.
+    sigma : positive float
+
+    Returns
+    -------
+    (B,) array, summed over D.
+    """
+    D = x.shape[-1]
+    sq = np.sum((x - mean) ** 2, axis=-1)
+    return sq / (2 * sigma**2) + D * (np.log(sigma) + 0.5 * LOG_2PI)
+
+
+def gaussian_nll_backward(dnll, x, mean, sigma=1.0):
+    r"""d rec / d mean = (mean - x) / sigma**2, scaled by dnll (B,). Returns (B, D)."""
+    return dnll[:, None] * (mean - x) / sigma**2
+
+
+# --- Gaussian with a learned per-pixel variance ---------------------------------------------
+
+def gaussian_learned_nll(x, mean, logvar):
+    r"""Gaussian negative log-likelihood with a per-pixel log-variance head.
+
+    ``rec = 0.5 * sum_d [log(2 pi) + logvar_d + (x_d - mean_d)**2 * exp(-logvar_d)]``
+    (Kingma & Welling 2014, App. C.2, with logvar = log sigma**2).
+
+    Parameters
+    ----------
+    x, mean, logvar : (B, D) arrays
+
+    Returns
+    -------
+    (B,) array, summed over D.
+    """
+    return 0.5 * np.sum(LOG_2PI + logvar + (x - mean) ** 2 * np.exp(-logvar), axis=-1)
+
+
+def gaussian_learned_nll_backward(dnll, x, mean, logvar):
+    r"""Gradients of ``gaussian_learned_nll``.
+
+    d rec / d mean = (mean - x) * exp(-logvar);
+    d rec / d logvar = 0.5 * (1 - (x - mean)**2 * exp(-logvar)).
+
+    Returns
+    -------
+    dmean, dlogvar : (B, D) arrays, each scaled by dnll (B,).
+    """
+    inv_var = np.exp(-logvar)
+    dnll = dnll[:, None]
+    return dnll * (mean - x) * inv_var, dnll * 0.5 * (1 - (x - mean) ** 2 * inv_var)
+
+
+# --- Continuous Bernoulli -------------------------------------------------------------------
+
+def _log_tanh(u):
+    r"""``log(tanh(u))`` for u > 0, as ``log(-expm1(-2u)) - log1p(exp(-2u))`` (no overflow)."""
+    e = np.exp(-2 * u)
+    return np.log(-np.expm1(-2 * u)) - np.log1p(e)
+
+
+def cb_log_norm(logits):
+    r"""Log-normalizer of the continuous Bernoulli, log C, as a function of the logit l.
+
+    With lam = sigmoid(l), C(lam) = 2 artanh(1 - 2 lam) / (1 - 2 lam) (Loaiza-Ganem &
+    Cunningham 2019, eq. 7). Since 1 - 2 lam = -tanh(l / 2) and artanh(1 - 2 lam) = -l / 2,
+
+        ``C = l / tanh(l / 2)``,  ``log C = log|l| - log tanh(|l| / 2)``.
+
+    At l = 0 this is 0 / 0; its limit is 2. For |l| < CB_TAYLOR_BELOW we use the series
+    ``log C = log 2 + l**2 / 12 - 7 l**4 / 1440``.
+
+    Parameters
+    ----------
+    logits : array
+
+    Returns
+    -------
+    array of log C, same shape.
+    """
+    a = np.abs(logits)
+    small = a < CB_TAYLOR_BELOW
+    safe = np.where(small, 1.0, a)  # keep the closed form away from 0 / 0
+    closed = np.log(safe) - _log_tanh(safe / 2)
+    series = math.log(2.0) + a**2 / 12 - 7 * a**4 / 1440
+    return np.where(small, series, closed).astype(logits.dtype, copy=False)
+
+
+def cb_log_norm_grad(logits):
+    r"""d log C / d l = 1 / l - 1 / sinh(l); series ``l / 6 - 7 l**3 / 360`` near 0.
+
+    ``1 / sinh(l)`` is computed as ``2 exp(-|l|) / (1 - exp(-2|l|))`` with the sign of l, so
+    large |l| gives 0 instead of an overflow.
+    """
+    a = np.abs(logits)
+    small = a < CB_TAYLOR_BELOW
+    safe = np.where(small, 1.0, a)
+    inv_sinh = 2 * np.exp(-safe) / -np.expm1(-2 * safe)
+    closed = np.sign(logits) * (1 / safe - inv_sinh)
+    series = logits / 6 - 7 * logits**3 / 360
+    return np.where(small, series, closed).astype(logits.dtype, copy=False)
+
+
+def continuous_bernoulli_nll(x, logits):
+    r"""Continuous-Bernoulli negative log-likelihood for x in [0, 1].
+
+    ``log p(x | l) = x * l - softplus(l) + log C(l)``, i.e.
+    ``x log lam + (1 - x) log(1 - lam) + log C(lam)`` with lam = sigmoid(l); the density
+    integrates to 1 over [0, 1] for every l (Loaiza-Ganem & Cunningham 2019).
+
+    ``rec = sum_d [softplus(l_d) - x_d * l_d - log C(l_d)]``
+
+    Parameters
+    ----------
+    x, logits : (B, D) arrays
+
+    Returns
+    -------
+    (B,) array, summed over D.
+    """
+    return np.sum(softplus(logits) - x * logits - cb_log_norm(logits), axis=-1)
+
+
+def continuous_bernoulli_nll_backward(dnll, x, logits):
+    r"""d rec / d l = sigmoid(l) - x - (1 / l - 1 / sinh(l)), scaled by dnll (B,)."""
+    return dnll[:, None] * (expit(logits) - x - cb_log_norm_grad(logits))
+
+
+def continuous_bernoulli_mean(logits):
+    r"""E[x | l] = lam / (2 lam - 1) + 1 / (2 artanh(1 - 2 lam)) = 1 / (2 tanh(l/2)) + 1/2 - 1/l.
+
+    Near l = 0 the series ``1/2 + l / 12 - l**3 / 720`` is used.
+    """
+    a = np.abs(logits)
+    small = a < CB_TAYLOR_BELOW
+    safe = np.where(small, 1.0, logits)
+    closed = 0.5 / np.tanh(safe / 2) + 0.5 - 1 / safe
+    series = 0.5 + logits / 12 - logits**3 / 720
+    return np.where(small, series, closed).astype(logits.dtype, copy=False)
+
+
+# --- registry -------------------------------------------------------------------------------
+
+Likelihood = namedtuple("Likelihood", "heads nll nll_backward mean")
+Likelihood.__doc__ = r"""A decoder likelihood.
+
+heads : names of the decoder output heads (``out`` and, for gaussian_learned, ``out_logvar``).
+nll(x, outs, sigma) -> (B,);  nll_backward(dnll, x, outs, sigma) -> tuple of d outs;
+mean(outs, sigma) -> E[x | z] (B, D).
+"""
+
+LIKELIHOODS = {
+    "bernoulli": Likelihood(
+        ("out",),
+        lambda x, outs, sigma: bernoulli_nll(x, outs[0]),
+        lambda d, x, outs, sigma: (bernoulli_nll_backward(d, x, outs[0]),),
+        lambda outs, sigma: bernoulli_mean(outs[0])),
+    "gaussian": Likelihood(
+        ("out",),
+        lambda x, outs, sigma: gaussian_nll(x, outs[0], sigma),
+        lambda d, x, outs, sigma: (gaussian_nll_backward(d, x, outs[0], sigma),),
+        lambda outs, sigma: outs[0]),
+    "gaussian_learned": Likelihood(
+        ("out", "out_logvar"),
+        lambda x, outs, sigma: gaussian_learned_nll(x, *outs),
+        lambda d, x, outs, sigma: gaussian_learned_nll_backward(d, x, *outs),
+        lambda outs, sigma: outs[0]),
+    "continuous_bernoulli": Likelihood(
+        ("out",),
+        lambda x, outs, sigma: continuous_bernoulli_nll(x, outs[0]),
+        lambda d, x, outs, sigma: (continuous_bernoulli_nll_backward(d, x, outs[0]),),
+        lambda outs, sigma: continuous_bernoulli_mean(outs[0])),
+}
+
+
+def get_likelihood(name):
+    r"""Return the :class:`Likelihood` for a name; ValueError lists the choices."""
+    try:
+        return LIKELIHOODS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}") from None

@@ -1,0 +1,371 @@
+r"""The VAE: configuration, parameters, forward and backward composition, and the loss.
+
+Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
+
+    encoder:  x (B, D) -> hidden layers -> mu (B, J), logvar (B, J)
+    sampler:  z = mu + exp(logvar / 2) * eps,  eps (B, J) given by the caller
+    decoder:  z (B, J) -> hidden layers -> outs (each (B, D)): logits, or mean [, logvar]
+    loss   :  reduce_b(rec_b + beta * kl_b),  rec_b = -log p(x_b | z_b),  kl_b = KL(q || p)
+
+Parameter names: ``enc.{i}.W``, ``enc.{i}.b``, ``dec.{i}.W``, ``dec.{i}.b`` for hidden layers,
+heads ``enc.mu.*``, ``enc.logvar.*``, ``dec.out.*`` and ``dec.out_logvar.*``
+(gaussian_learned only). ``W`` has shape (in, out): a layer computes ``x @ W + b``.
+"""
+import dataclasses
+import json
+
+import numpy as np
+
+from .gaussian import (kl_standard_normal, kl_standard_normal_backward,
+                       reparameterize_backward, reparameterize_forward)
+from .layers import activation_pair, dense_backward, dense_forward
+from .likelihoods import LIKELIHOODS, get_likelihood
+
+REDUCTIONS = ("mean", "sum")
+DTYPES = ("float64", "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    r"""Architecture and objective of a VAE.
+
+    Parameters
+    ----------
+    input_dim : D, data dimensions (784 for 28 x 28 images).
+    latent_dim : J, latent dimensions.
+    encoder_hidden, decoder_hidden : widths of the hidden layers, any number (may be empty).
+    activation : one of relu, leaky_relu, tanh, sigmoid, softplus, identity.
+    likelihood : bernoulli, gaussian, gaussian_learned or continuous_bernoulli.
+    beta : weight of the KL term, loss = rec + beta * kl (beta = 1 is the ELBO).
+    sigma : the fixed standard deviation of the ``gaussian`` likelihood (unused otherwise).
+    dtype : float64 (reference precision) or float32 (fast path) of the parameters.
+    """
+    input_dim: int
+    latent_dim: int = 20
+    encoder_hidden: tuple = (400,)
+    decoder_hidden: tuple = (400,)
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    beta: float = 1.0
+    sigma: float = 1.0
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        for name in ("encoder_hidden", "decoder_hidden"):
+            widths = getattr(self, name)
+            widths = (widths,) if isinstance(widths, (int, np.integer)) else tuple(widths)
+            if any(int(w) != w or w < 1 for w in widths):
+                raise ValueError(f"VAEConfig.{name} must be positive integers, got {widths}")
+            object.__setattr__(self, name, tuple(int(w) for w in widths))
+        for name in ("input_dim", "latent_dim"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"VAEConfig.{name} must be a positive integer, "
+                                 f"got {getattr(self, name)!r}")
+        activation_pair(self.activation)
+        get_likelihood(self.likelihood)
+        if not self.beta >= 0:
+            raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"VAEConfig.sigma must be > 0, got {self.sigma!r}")
+        if str(self.dtype) not in DTYPES:
+            raise ValueError(f"VAEConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        object.__setattr__(self, "dtype", str(self.dtype))
+
+    def to_dict(self):
+        r"""A JSON-ready dict of the fields."""
+        d = dataclasses.asdict(self)
+        d["encoder_hidden"] = list(self.encoder_hidden)
+        d["decoder_hidden"] = list(self.decoder_hidden)
+        return d
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        r"""Build from a dict as written by :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown VAEConfig fields {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+# --- parameters -------------------------------------------------------------------------
+
+def layer_shapes(cfg):
+    r"""Ordered ``{prefix: (in, out)}`` for every dense layer, e.g. ``{"enc.0": (784, 400)}``."""
+    shapes = {}
+    width = cfg.input_dim
+    for i, h in enumerate(cfg.encoder_hidden):
+        shapes[f"enc.{i}"] = (width, h)
+        width = h
+    shapes["enc.mu"] = (width, cfg.latent_dim)
+    shapes["enc.logvar"] = (width, cfg.latent_dim)
+    width = cfg.latent_dim
+    for i, h in enumerate(cfg.decoder_hidden):
+        shapes[f"dec.{i}"] = (width, h)
+        width = h
+    for head in LIKELIHOODS[cfg.likelihood].heads:
+        shapes[f"dec.{head}"] = (width, cfg.input_dim)
+    return shapes
+
+
+def param_shapes(cfg):
+    r"""Ordered ``{name: shape}`` of every parameter: ``prefix.W`` (in, out), ``prefix.b`` (out,)."""
+    shapes = {}
+    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
+        shapes[prefix + ".W"] = (n_in, n_out)
+        shapes[prefix + ".b"] = (n_out,)
+    return shapes
+
+
+def init_params(cfg, rng):
+    r"""PyTorch ``nn.Linear`` default initialization: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+
+    Parameters
+    ----------
+    cfg : VAEConfig
+    rng : numpy.random.Generator (draws W then b, layer by layer, in name order).
+
+    Returns
+    -------
+    dict name -> array of dtype cfg.dtype, W of shape (in, out).
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("init_params needs a numpy.random.Generator as rng, e.g. "
+                        f"numpy.random.default_rng(0); got {type(rng).__name__}")
+    params = {}
+    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
+        bound = 1 / np.sqrt(n_in)
+        params[prefix + ".W"] = rng.uniform(-bound, bound, (n_in, n_out)).astype(cfg.dtype)
+        params[prefix + ".b"] = rng.uniform(-bound, bound, n_out).astype(cfg.dtype)
+    return params
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def params_dtype(params, cfg):
+    r"""Check ``params`` against ``cfg`` (names, shapes, one float dtype); return the dtype."""
+    expected = param_shapes(cfg)
+    missing = [k for k in expected if k not in params]
+    extra = [k for k in params if k not in expected]
+    if missing or extra:
+        raise ValueError(f"params do not match the config: missing {missing}, unexpected "
+                         f"{extra}; build them with vae_numpy.init_params(cfg, rng)")
+    dtypes = {np.asarray(v).dtype for v in params.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)).name not in DTYPES:
+        raise ValueError(f"params must all be float64 or all float32, found {sorted(map(str, dtypes))}")
+    for name, shape in expected.items():
+        if params[name].shape != shape:
+            raise ValueError(f"params[{name!r}] has shape {params[name].shape}, expected {shape} "
+                             "(W is (in, out); a PyTorch nn.Linear.weight must be transposed)")
+    return next(iter(dtypes))
+
+
+def check_batch(name, a, dtype, width, batch=None):
+    r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast)."""
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):
+        want = f"({'B' if batch is None else batch}, {width})"
+        raise ValueError(f"{name} has shape {a.shape}, expected {want}; "
+                         f"reshape images to (N, H*W) with x.reshape(len(x), -1)")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but the parameters are {dtype}; convert "
+                        f"with {name}.astype(np.{dtype}) (vae_numpy never changes dtype silently)")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf ({np.sum(~np.isfinite(a))} entries)")
+    return a
+
+
+# --- forward / backward pieces ------------------------------------------------------------
+
+def mlp_forward(h, params, prefix, n_layers, activation):
+    r"""Hidden layers ``h <- act(h @ W_i + b_i)`` for i < n_layers; returns (h, caches)."""
+    act_forward = activation_pair(activation)[0]
+    caches = []
+    for i in range(n_layers):
+        a, dense_cache = dense_forward(h, params[f"{prefix}.{i}.W"], params[f"{prefix}.{i}.b"])
+        h, act_cache = act_forward(a)
+        caches.append((dense_cache, act_cache))
+    return h, caches
+
+
+def mlp_backward(dh, caches, prefix, activation, grads):
+    r"""Backward of :func:`mlp_forward`; writes ``grads[prefix.i.W/b]``, returns d input."""
+    act_backward = activation_pair(activation)[1]
+    for i in reversed(range(len(caches))):
+        dense_cache, act_cache = caches[i]
+        da = act_backward(dh, act_cache)
+        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(da, dense_cache)
+    return dh
+
+
+def encoder_forward(params, x, cfg):
+    r"""q(z|x): x (B, D) -> (mu (B, J), logvar (B, J)), cache."""
+    h, hidden = mlp_forward(x, params, "enc", len(cfg.encoder_hidden), cfg.activation)
+    mu, mu_cache = dense_forward(h, params["enc.mu.W"], params["enc.mu.b"])
+    logvar, logvar_cache = dense_forward(h, params["enc.logvar.W"], params["enc.logvar.b"])
+    return (mu, logvar), (hidden, mu_cache, logvar_cache)
+
+
+def encoder_backward(dmu, dlogvar, cache, cfg, grads):
+    r"""Backward of :func:`encoder_forward`; writes the ``enc.*`` grads, returns dx (B, D)."""
+    hidden, mu_cache, logvar_cache = cache
+    dh_mu, grads["enc.mu.W"], grads["enc.mu.b"] = dense_backward(dmu, mu_cache)
+    dh_lv, grads["enc.logvar.W"], grads["enc.logvar.b"] = dense_backward(dlogvar, logvar_cache)
+    return mlp_backward(dh_mu + dh_lv, hidden, "enc", cfg.activation, grads)
+
+
+def decoder_forward(params, z, cfg):
+    r"""p(x|z): z (B, J) -> tuple of unconstrained outputs, each (B, D), and the cache.
+
+    One output (logits, or the Gaussian mean) per head; gaussian_learned has a second head,
+    the per-pixel log-variance.
+    """
+    h, hidden = mlp_forward(z, params, "dec", len(cfg.decoder_hidden), cfg.activation)
+    outs, head_caches = [], []
+    for head in LIKELIHOODS[cfg.likelihood].heads:
+        out, c = dense_forward(h, params[f"dec.{head}.W"], params[f"dec.{head}.b"])
+        outs.append(out)
+        head_caches.append(c)
+    return tuple(outs), (hidden, head_caches)
+
+
+def decoder_backward(douts, cache, cfg, grads):
+    r"""Backward of :func:`decoder_forward`; writes the ``dec.*`` grads, returns dz (B, J)."""
+    hidden, head_caches = cache
+    dh = 0
+    for head, dout, c in zip(LIKELIHOODS[cfg.likelihood].heads, douts, head_caches):
+        dh_head, grads[f"dec.{head}.W"], grads[f"dec.{head}.b"] = dense_backward(dout, c)
+        dh = dh + dh_head
+    return mlp_backward(dh, hidden, "dec", cfg.activation, grads)
+
+
+# --- the loss -------------------------------------------------------------------------------
+
+def reduction_weights(batch, reduction, dtype):
+    r"""d loss / d per_example_b: 1/B for ``mean``, 1 for ``sum``. Returns (B,)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return np.full(batch, 1 / batch if reduction == "mean" else 1, dtype=dtype)
+
+
+def reduce_batch(per_example, reduction):
+    r"""``mean_b`` or ``sum_b`` of a (B,) array, as a Python-independent NumPy scalar."""
+    return per_example.mean() if reduction == "mean" else per_example.sum()
+
+
+def free_bits_mask(mu, logvar, free_bits):
+    r"""Latent dimensions whose batch-mean KL exceeds ``free_bits`` nats: a (J,) bool mask.
+
+    Free bits (Kingma et al. 2016): the objective's KL is ``sum_j max(free_bits, mean_b kl_bj)``,
+    so a dimension below the floor contributes the constant ``free_bits`` and gets no gradient.
+    """
+    kl_per_dim = 0.5 * (mu * mu + np.exp(logvar) - 1 - logvar)  # (B, J)
+    return kl_per_dim.mean(axis=0) > free_bits
+
+
+def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
+    r"""Negative ELBO (beta-weighted) of a batch and its gradient for every parameter.
+
+    ``loss = reduce_b(rec_b + beta * kl_b)`` with ``rec_b = -log p(x_b | z_b)`` summed over D,
+    ``kl_b = KL(q(z|x_b) || N(0, I))`` summed over J, ``z_b = mu_b + exp(logvar_b / 2) * eps_b``,
+    and reduce = mean over the batch (default) or sum (what pytorch/examples does).
+    With beta = 1 this is a one-sample estimate of -ELBO, an upper bound on -log p(x).
+
+    Parameters
+    ----------
+    params : dict name -> array, as from :func:`init_params`.
+    x : (B, D) data, same dtype as params (binary or [0, 1] for bernoulli).
+    eps : (B, J) standard normal noise, same dtype as params.
+    cfg : VAEConfig
+    reduction : "mean" or "sum"
+    free_bits : float >= 0, nats per latent dimension. 0 (default) is the plain objective.
+        Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_mask` (a training
+        device; ``terms["kl"]`` stays the true KL and ``terms["kl_objective"]`` is the one used).
+
+    Returns
+    -------
+    loss : scalar
+    grads : dict with exactly the keys of params, d loss / d param.
+    terms : dict with per-example ``rec`` (B,), ``kl`` (B,), and ``mu``, ``logvar``, ``z``
+        (B, J); ``loss == reduce(rec + beta * kl)`` exactly.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
+    likelihood = get_likelihood(cfg.likelihood)
+
+    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
+    z, rep_cache = reparameterize_forward(mu, logvar, eps)
+    outs, dec_cache = decoder_forward(params, z, cfg)
+    rec = likelihood.nll(x, outs, cfg.sigma)
+    kl = kl_standard_normal(mu, logvar)
+    kl_objective = kl
+    if free_bits > 0:
+        active = free_bits_mask(mu, logvar, free_bits)  # (J,)
+        kl_dims = 0.5 * (mu * mu + np.exp(logvar) - 1 - logvar)
+        kl_objective = np.where(active, kl_dims, dtype.type(free_bits)).sum(axis=-1)
+    loss = reduce_batch(rec + cfg.beta * kl_objective, reduction)
+
+    grads = {}
+    dper = reduction_weights(x.shape[0], reduction, dtype)
+    douts = likelihood.nll_backward(dper, x, outs, cfg.sigma)
+    dz = decoder_backward(douts, dec_cache, cfg, grads)
+    dmu, dlogvar = reparameterize_backward(dz, rep_cache)
+    dmu_kl, dlogvar_kl = kl_standard_normal_backward(cfg.beta * dper, mu, logvar)
+    if free_bits > 0:
+        dmu_kl, dlogvar_kl = dmu_kl * active, dlogvar_kl * active
+    encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_cache, cfg, grads)
+
+    terms = {"rec": rec, "kl": kl, "kl_objective": kl_objective,
+             "mu": mu, "logvar": logvar, "z": z}
+    return loss, {k: grads[k] for k in params}, terms
+
+
+def loss_terms(params, x, eps, cfg):
+    r"""Forward only: per-example ``rec`` (B,) and ``kl`` (B,) as in :func:`loss_and_grads`."""
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
+    (mu, logvar), _ = encoder_forward(params, x, cfg)
+    z, _ = reparameterize_forward(mu, logvar, eps)
+    outs, _ = decoder_forward(params, z, cfg)
+    return get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma), kl_standard_normal(mu, logvar)
+
+
+# --- using a trained model ----------------------------------------------------------------
+
+def encode(params, x, cfg):
+    r"""Posterior parameters of q(z|x): returns ``mu`` (B, J) and ``logvar`` (B, J)."""
+    dtype = params_dtype(params, cfg)
+    (mu, logvar), _ = encoder_forward(params, check_batch("x", x, dtype, cfg.input_dim), cfg)
+    return mu, logvar
+
+
+def decoder_outputs(params, z, cfg):
+    r"""Unconstrained decoder outputs for z (B, J): a tuple of (B, D) arrays (logits, ...)."""
+    dtype = params_dtype(params, cfg)
+    outs, _ = decoder_forward(params, check_batch("z", z, dtype, cfg.latent_dim), cfg)
+    return outs
+
+
+def decode(params, z, cfg):
+    r"""Mean of p(x|z) for z (B, J): sigmoid(logits) for bernoulli, the mean for the Gaussians,
+    the continuous-Bernoulli mean for continuous_bernoulli. Returns (B, D)."""
+    return get_likelihood(cfg.likelihood).mean(decoder_outputs(params, z, cfg), cfg.sigma)
+
+
+def reconstruct(params, x, cfg, eps=None):
+    r"""Decode the posterior mean ``mu`` (or ``z = mu + std * eps`` when eps is given). (B, D)."""
+    mu, logvar = encode(params, x, cfg)
+    z = mu if eps is None else reparameterize_forward(mu, logvar, eps)[0]
+    return decode(params, z, cfg)
+
+
+def sample(params, n, cfg, rng):
+    r"""Generate n new data means: ``z ~ N(0, I)`` (n, J) from ``rng``, returns decode(z) (n, D)."""
+    dtype = params_dtype(params, cfg)
+    z = rng.standard_normal((n, cfg.latent_dim)).astype(dtype)
+    return decode(params, z, cfg)

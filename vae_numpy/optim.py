@@ -1,0 +1,96 @@
+r"""Optimizers written out: SGD with momentum, Adam, and gradient-norm clipping.
+
+An optimizer holds only hyperparameters. Its state is a plain dict of arrays (made by
+``init``), so a checkpoint can save it and a resumed run continues bit for bit:
+
+    opt = Adam(lr=1e-3)
+    state = opt.init(params)
+    opt.step(params, grads, state)   # updates params and state in place
+"""
+import numpy as np
+
+
+class SGD:
+    r"""Stochastic gradient descent with (optionally Nesterov) momentum, as ``torch.optim.SGD``.
+
+    ``buf <- momentum * buf + g`` (buf starts at 0, so the first step uses g);
+    ``p <- p - lr * buf``, or with Nesterov ``p <- p - lr * (g + momentum * buf)``.
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
+        if not lr > 0 or not 0 <= momentum < 1:
+            raise ValueError(f"SGD needs lr > 0 and 0 <= momentum < 1, got lr={lr}, "
+                             f"momentum={momentum}")
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+
+    def init(self, params):
+        r"""State: ``step`` and a zero momentum buffer ``buf/<name>`` per parameter."""
+        state = {"step": np.array(0)}
+        state.update({f"buf/{k}": np.zeros_like(v) for k, v in params.items()})
+        return state
+
+    def step(self, params, grads, state):
+        r"""One update of every parameter, in place."""
+        state["step"] = state["step"] + 1
+        for k, p in params.items():
+            g = grads[k]
+            buf = state[f"buf/{k}"]
+            buf *= self.momentum
+            buf += g
+            p -= self.lr * (g + self.momentum * buf if self.nesterov else buf)
+
+
+class Adam:
+    r"""Adam (Kingma & Ba 2015, Algorithm 1), with torch.optim.Adam's defaults.
+
+    For step t = 1, 2, ...:
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t),  v_hat = v / (1 - beta2**t)
+        p <- p - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        if not lr > 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1 or not eps > 0:
+            raise ValueError(f"Adam needs lr > 0, 0 <= beta1, beta2 < 1, eps > 0; got lr={lr}, "
+                             f"beta1={beta1}, beta2={beta2}, eps={eps}")
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+
+    def init(self, params):
+        r"""State: ``step`` and zero moments ``m/<name>``, ``v/<name>`` per parameter."""
+        state = {"step": np.array(0)}
+        for k, v in params.items():
+            state[f"m/{k}"] = np.zeros_like(v)
+            state[f"v/{k}"] = np.zeros_like(v)
+        return state
+
+    def step(self, params, grads, state):
+        r"""One update of every parameter, in place."""
+        t = int(state["step"]) + 1
+        state["step"] = np.array(t)
+        bias1, bias2 = 1 - self.beta1**t, 1 - self.beta2**t
+        for k, p in params.items():
+            g, m, v = grads[k], state[f"m/{k}"], state[f"v/{k}"]
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * (g * g)
+            p -= self.lr * (m / bias1) / (np.sqrt(v / bias2) + self.eps)
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def global_norm(grads):
+    r"""``sqrt(sum over all parameters and entries of g**2)``, as a Python float."""
+    return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())))
+
+
+def clip_grad_norm(grads, max_norm):
+    r"""Scale all gradients by ``max_norm / (norm + 1e-6)`` when that is < 1 (as
+    ``torch.nn.utils.clip_grad_norm_``). Returns (clipped grads dict, norm before clipping)."""
+    norm = global_norm(grads)
+    coef = max_norm / (norm + 1e-6)
+    if coef >= 1:
+        return grads, norm
+    return {k: g * g.dtype.type(coef) for k, g in grads.items()}, norm
