@@ -53,6 +53,23 @@ def reparameterize_backward(dz, cache):
     return dz, dz * 0.5 * std * eps
 
 
+def kl_per_dimension(mu, logvar):
+    r"""KL(N(mu_j, exp(logvar_j)) || N(0, 1)) for each latent dimension, in nats.
+
+    ``kl_j = 0.5 * (mu_j**2 + exp(logvar_j) - 1 - logvar_j)``, with ``exp(logvar) - 1``
+    computed as ``expm1(logvar)`` so that a tiny logvar does not cancel to a negative KL.
+
+    Parameters
+    ----------
+    mu, logvar : (B, J) arrays
+
+    Returns
+    -------
+    (B, J) array, >= 0.
+    """
+    return 0.5 * (mu * mu + (np.expm1(logvar) - logvar))
+
+
 def kl_standard_normal(mu, logvar):
     r"""KL(N(mu, diag(exp(logvar))) || N(0, I)) per example, in nats.
 
@@ -67,7 +84,7 @@ def kl_standard_normal(mu, logvar):
     -------
     kl : (B,) array, >= 0, zero only at mu = 0, logvar = 0.
     """
-    return 0.5 * np.sum(mu * mu + np.exp(logvar) - 1 - logvar, axis=-1)
+    return np.sum(kl_per_dimension(mu, logvar), axis=-1)
 
 
 def kl_standard_normal_backward(dkl, mu, logvar):
@@ -85,7 +102,7 @@ def kl_standard_normal_backward(dkl, mu, logvar):
     dmu, dlogvar : (B, J) arrays
     """
     dkl = dkl[:, None]
-    return dkl * mu, dkl * 0.5 * (np.exp(logvar) - 1)
+    return dkl * mu, dkl * 0.5 * np.expm1(logvar)
 
 
 def log_normal_diag(z, mu, logvar):

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from .gaussian import (kl_standard_normal, kl_standard_normal_backward,
+from .gaussian import (kl_per_dimension, kl_standard_normal, kl_standard_normal_backward,
                        reparameterize_backward, reparameterize_forward)
 from .layers import activation_pair, dense_backward, dense_forward
 from .likelihoods import LIKELIHOODS, get_likelihood
@@ -262,8 +262,7 @@ def free_bits_mask(mu, logvar, free_bits):
     Free bits (Kingma et al. 2016): the objective's KL is ``sum_j max(free_bits, mean_b kl_bj)``,
     so a dimension below the floor contributes the constant ``free_bits`` and gets no gradient.
     """
-    kl_per_dim = 0.5 * (mu * mu + np.exp(logvar) - 1 - logvar)  # (B, J)
-    return kl_per_dim.mean(axis=0) > free_bits
+    return kl_per_dimension(mu, logvar).mean(axis=0) > free_bits
 
 
 def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
@@ -305,8 +304,8 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     kl_objective = kl
     if free_bits > 0:
         active = free_bits_mask(mu, logvar, free_bits)  # (J,)
-        kl_dims = 0.5 * (mu * mu + np.exp(logvar) - 1 - logvar)
-        kl_objective = np.where(active, kl_dims, dtype.type(free_bits)).sum(axis=-1)
+        kl_objective = np.where(active, kl_per_dimension(mu, logvar), dtype.type(free_bits))
+        kl_objective = kl_objective.sum(axis=-1)
     loss = reduce_batch(rec + cfg.beta * kl_objective, reduction)
 
     grads = {}
