@@ -753,7 +753,7 @@ def _ink_to_intensity(rng, density, image_size):
 
     A straight line of unit ink per pixel blurred by a Gaussian of std ``sigma`` (on top
     of the splat's ``BILINEAR_STD``) peaks at
-    ``peak = 1 / (sqrt(2 pi) * sqrt(sigma**2 + BILINEAR_STD**2))``; 
+    ``peak = 1 / (sqrt(2 pi) * sqrt(sigma**2 + BILINEAR_STD**2))``;
     ``gain = pressure / peak`` with pressure in
     [1.6, 2.8] saturates the stroke core for every pen width and leaves anti-aliased
     edges. The offset 0.5 makes the background exactly 0, like MNIST.
