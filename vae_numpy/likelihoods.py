@@ -79,7 +79,7 @@ def gaussian_nll(x, mean, sigma=1.0):
     """
     D = x.shape[-1]
     sq = np.sum((x - mean) ** 2, axis=-1)
-    return sq / (2 * sigma**2) + D * (np.log(sigma) + 0.5 * LOG_2PI)
+    return sq / (2 * sigma**2) + D * (math.log(sigma) + 0.5 * LOG_2PI)
 
 
 def gaussian_nll_backward(dnll, x, mean, sigma=1.0):
