@@ -1,0 +1,339 @@
+r"""Evaluating a trained VAE: log p(x) estimates, the ELBO, and posterior-collapse diagnostics.
+
+Shape letters: N examples, B examples in a chunk, D data dimensions, J latent dimensions,
+K importance samples per example, S samples in a chunk.
+
+The ELBO is a lower bound on log p(x); the importance-weighted bound (Burda et al. 2015)
+
+    IW_K(x) = log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z) / q(z_k|x),   z_k ~ q(z|x)
+
+is a tighter one: E[IW_1] = ELBO <= E[IW_K] <= E[IW_{K+1}] <= log p(x), and IW_K -> log p(x)
+as K -> infinity. ``-IW_K`` with a large K is the number papers report as the test NLL.
+
+Diagnostics of how much the latent code is used:
+
+- rate ``KL(q(z|x) || p(z))`` and distortion ``rec = -E_q[log p(x|z)]``, side by side
+  (their sum is -ELBO); the KL split per latent dimension;
+- active units (Burda et al. 2015): dimension j is active when ``Var_x(E_q[z_j | x]) > 0.01``;
+- the mutual information I(x; z) under q (Hoffman & Johnson 2016).
+
+Everything is in nats per example; :func:`bits_per_dim` converts.
+"""
+import math
+import sys
+import time
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .gaussian import LOG_2PI, log_normal_diag, log_standard_normal, std_from_logvar
+from .likelihoods import get_likelihood
+from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
+DEFAULT_BATCH_SIZE = 100      # examples per chunk
+DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
+
+
+def bits_per_dim(nats, input_dim):
+    r"""Convert nats per example to bits per data dimension: ``nats / (D ln 2)``."""
+    return nats / (input_dim * math.log(2))
+
+
+def _progress(enabled, message, end=""):
+    if enabled:
+        print(f"\r{message}", end=end, file=sys.stderr, flush=True)
+
+
+# --- importance-weighted log-likelihood ---------------------------------------------------
+
+def _log_weights(params, x, mu, logvar, eps, cfg):
+    r"""``log w = log p(x|z) + log p(z) - log q(z|x)`` for eps (S, B, J); returns (S, B).
+
+    ``log q(z|x)`` is evaluated as ``-0.5 * sum_j (log(2 pi) + logvar_j + eps_j**2)``, which is
+    ``log N(z; mu, diag(exp(logvar)))`` at ``z = mu + std * eps`` because ``(z - mu) / std = eps``
+    (exact, and free of the cancellation in ``z - mu`` when std is small).
+    """
+    S, B, J = eps.shape
+    z = mu + std_from_logvar(logvar) * eps  # (S, B, J)
+    outs = decoder_outputs(params, z.reshape(S * B, J), cfg)
+    outs = tuple(o.reshape(S, B, -1) for o in outs)  # each (S, B, D)
+    log_px_z = -get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma)  # (S, B)
+    log_q = -0.5 * np.sum(LOG_2PI + logvar + eps * eps, axis=-1)
+    return log_px_z + log_standard_normal(z) - log_q
+
+
+def log_importance_weights(params, x, eps, cfg):
+    r"""Log importance weights ``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for given noise.
+
+    ``z_k = mu(x) + exp(logvar(x) / 2) * eps_k`` (the reparameterization of
+    :func:`vae_numpy.gaussian.reparameterize_forward`).
+
+    Parameters
+    ----------
+    params, cfg : the model
+    x : (B, D) data
+    eps : (K, B, J) standard normal noise, the params' dtype
+
+    Returns
+    -------
+    (K, B) array of log-weights in nats; ``logsumexp(., axis=0) - log K`` is IW_K.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    eps = np.asarray(eps)
+    if eps.ndim != 3 or eps.shape[1:] != (x.shape[0], cfg.latent_dim) or eps.dtype != dtype:
+        raise ValueError(f"eps has shape {eps.shape} and dtype {eps.dtype}; expected "
+                         f"(K, {x.shape[0]}, {cfg.latent_dim}) of {dtype}")
+    mu, logvar = encode(params, x, cfg)
+    return _log_weights(params, x, mu, logvar, eps, cfg)
+
+
+def example_noise(seed, index, n_samples, latent_dim, dtype):
+    r"""The importance-sampling noise of example number ``index``: (S, J) from its own stream.
+
+    Example n draws its K x J noise from ``numpy.random.default_rng([seed, n])``, in sample
+    order; a generator draws the same numbers whether it is asked for K rows at once or in
+    chunks, so an example's estimate depends only on (seed, n, K), not on chunk sizes.
+    """
+    return np.random.default_rng([seed, index]).standard_normal((n_samples, latent_dim),
+                                                                dtype=dtype)
+
+
+def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
+                      chunk_size=DEFAULT_CHUNK_SIZE, progress=True):
+    r"""Importance-weighted estimate of log p(x) per example (Burda et al. 2015, eq. 8).
+
+    ``IW_K(x) = logsumexp_k(log w_k) - log K``, the log-mean-exp over the K samples of one
+    example only, with ``log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` and
+    ``z_k = mu + std * eps_k``. A lower bound on log p(x) in expectation, tighter as K grows.
+
+    Randomness: one integer ``seed = rng.integers(2**63)`` is drawn from ``rng``; example n
+    (its row in x) then uses ``default_rng([seed, n])`` (see :func:`example_noise`), so the
+    result does not depend on ``batch_size`` or ``chunk_size`` (up to float round-off in the
+    matrix products).
+
+    Memory: the decoder sees ``chunk_size * batch_size`` latent vectors at a time, so the
+    peak is a few arrays of ``chunk_size x batch_size x max(D, H)`` floats (defaults 50 x 100 x
+    784: 31 MB per float64 array) plus the ``K x batch_size`` float64 log-weights (K = 5000:
+    4 MB), whatever N and K are.
+
+    Parameters
+    ----------
+    params, cfg : the model
+    x : (N, D) data in the params' dtype
+    k : K >= 1, importance samples per example
+    rng : numpy.random.Generator
+    batch_size : examples per chunk
+    chunk_size : importance samples per chunk
+    progress : print a progress line on stderr
+
+    Returns
+    -------
+    (N,) float64 array of log p(x) estimates in nats.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer number of samples, got {k!r}")
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size}, "
+                         f"{chunk_size}")
+    k, N, J = int(k), x.shape[0], cfg.latent_dim
+    seed = int(rng.integers(2**63))
+    out = np.empty(N)
+    start_time = time.perf_counter()
+    for start in range(0, N, batch_size):
+        xb = x[start:start + batch_size]  # (B, D)
+        mu, logvar = encode(params, xb, cfg)
+        generators = [np.random.default_rng([seed, n]) for n in range(start, start + len(xb))]
+        log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
+        for s in range(0, k, chunk_size):
+            S = min(chunk_size, k - s)
+            eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators], axis=1)
+            log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
+        out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
+        done = start + len(xb)
+        _progress(progress, f"IW log-likelihood, K = {k}: {done}/{N} examples, "
+                  f"{time.perf_counter() - start_time:.1f} s, "
+                  f"mean -log p(x) so far {-out[:done].mean():.3f} nats")
+    _progress(progress, "", end="\n")
+    return out
+
+
+# --- the ELBO -------------------------------------------------------------------------------
+
+def elbo_terms(params, x, cfg, rng, n_samples=1, batch_size=1000):
+    r"""Per-example ``rec`` and ``kl`` of the ELBO, rec averaged over n_samples draws of z.
+
+    ``rec_b = -(1/S) sum_s log p(x_b | z_bs)``, ``z_bs = mu_b + std_b * eps_bs``, and the
+    analytic ``kl_b = KL(q(z|x_b) || N(0, I))``; ``ELBO = -(rec + kl)``. Sample s uses the
+    noise ``rng.standard_normal((N, J))``, drawn in order s = 0, 1, ..., so the result does not
+    depend on batch_size.
+
+    Returns
+    -------
+    rec, kl : (N,) arrays in the params' dtype.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    N = x.shape[0]
+    rec = np.zeros(N, dtype=dtype)
+    kl = np.empty(N, dtype=dtype)
+    for s in range(n_samples):
+        eps = rng.standard_normal((N, cfg.latent_dim), dtype=dtype)  # (N, J)
+        for start in range(0, N, batch_size):
+            sl = slice(start, start + batch_size)
+            rec_b, kl[sl] = loss_terms(params, x[sl], eps[sl], cfg)
+            rec[sl] += rec_b
+    return rec / dtype.type(n_samples), kl
+
+
+def elbo(params, x, cfg, rng, n_samples=1, batch_size=1000):
+    r"""Per-example ELBO ``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` (see :func:`elbo_terms`). (N,)."""
+    rec, kl = elbo_terms(params, x, cfg, rng, n_samples, batch_size)
+    return -(rec + kl)
+
+
+def rate_distortion(params, x, cfg, rng, n_samples=1, batch_size=1000):
+    r"""Mean rate (KL) and distortion (rec) over the examples, in nats per example.
+
+    Returns
+    -------
+    dict with ``rate`` = mean KL(q(z|x) || p(z)), ``distortion`` = mean rec, and
+    ``neg_elbo = rate + distortion``.
+    """
+    rec, kl = elbo_terms(params, x, cfg, rng, n_samples, batch_size)
+    rate, distortion = float(np.mean(kl, dtype=np.float64)), float(np.mean(rec, dtype=np.float64))
+    return {"rate": rate, "distortion": distortion, "neg_elbo": rate + distortion}
+
+
+# --- posterior-collapse diagnostics -----------------------------------------------------------
+
+def encode_all(params, x, cfg, batch_size=1000):
+    r"""``mu``, ``logvar`` of q(z|x) for every example, in batches. Returns two (N, J) arrays."""
+    parts = [encode(params, x[i:i + batch_size], cfg) for i in range(0, len(x), batch_size)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def posterior_mean_variance(params, x, cfg, batch_size=1000):
+    r"""``Var_x(E_q[z_j | x])`` per latent dimension: the variance over the data of mu_j. (J,).
+
+    Computed in float64 with ddof = 0 (the population variance of the N means).
+    """
+    mu, _ = encode_all(params, x, cfg, batch_size)
+    return np.var(mu.astype(np.float64), axis=0)
+
+
+def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=1000):
+    r"""Number of active latent dimensions: ``Var_x(E_q[z_j | x]) > threshold`` (Burda et al.).
+
+    A dimension whose posterior mean does not move with x carries no information about x,
+    whatever its variance; 0.01 is the threshold of Burda et al. (2015), Sec. 5.2.
+    """
+    return int(np.sum(posterior_mean_variance(params, x, cfg, batch_size) > threshold))
+
+
+def kl_per_dimension(params, x, cfg, batch_size=1000):
+    r"""KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the data. (J,) float64.
+
+    ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``; the sum over j is the
+    mean KL (the rate).
+    """
+    mu, logvar = encode_all(params, x, cfg, batch_size)
+    mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)
+    return np.mean(0.5 * (mu * mu + np.exp(logvar) - 1 - logvar), axis=0)
+
+
+def mutual_information(params, x, cfg, rng, batch_size=200):
+    r"""Estimate of the mutual information I(x; z) under q, in nats.
+
+    With the data distribution as the N examples in x and the aggregate posterior
+    ``q(z) = (1/N) sum_n q(z|x_n)`` (Hoffman & Johnson 2016; the estimator of He et al. 2019):
+
+        I = E_x E_q(z|x)[log q(z|x) - log q(z)]
+          ~ (1/N) sum_i [log q(z_i|x_i) - log (1/N) sum_n q(z_i|x_n)],   z_i ~ q(z|x_i)
+
+    one z_i per example (noise ``rng.standard_normal((N, J))``), evaluated in float64.
+
+    Bias: the inner mean contains the term n = i, so ``log q(z_i) >= log q(z_i|x_i) - log N``
+    and the estimate is at most ``log N`` (7.6 nats for N = 2000). It saturates there when the
+    code tells the N examples apart, so compare it with log N; it is exactly 0 for an encoder
+    that ignores x (all q(z|x_n) equal). For 0 < I << log N it is close to I.
+
+    Returns
+    -------
+    float
+    """
+    mu, logvar = encode_all(params, x, cfg)
+    mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)  # (N, J)
+    N, J = mu.shape
+    z = mu + std_from_logvar(logvar) * rng.standard_normal((N, J))  # (N, J)
+    log_q_own = log_normal_diag(z, mu, logvar)  # (N,)
+    log_q_agg = np.empty(N)
+    for start in range(0, N, batch_size):
+        zb = z[start:start + batch_size, None, :]  # (B, 1, J)
+        log_q_all = log_normal_diag(zb, mu[None], logvar[None])  # (B, N): log q(z_i | x_n)
+        log_q_agg[start:start + batch_size] = logsumexp(log_q_all, axis=1) - math.log(N)
+    return float(np.mean(log_q_own - log_q_agg))
+
+
+# --- everything at once -------------------------------------------------------------------------
+
+def mean_and_stderr(values):
+    r"""Mean and standard error ``std(ddof=1) / sqrt(n)`` of a 1-D array, as floats."""
+    values = np.asarray(values, dtype=np.float64)
+    se = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    return float(np.mean(values)), se
+
+
+def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits_per_dim=False,
+                   batch_size=DEFAULT_BATCH_SIZE, chunk_size=DEFAULT_CHUNK_SIZE, progress=True):
+    r"""All the numbers of this module for one model and data set, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    params, cfg : the model
+    x : (N, D) data in the params' dtype (binarized as the model was trained)
+    k : importance samples per example for ``iw_nll``
+    rng : numpy.random.Generator (default ``default_rng(0)``); used in this order: the IW
+        estimate, the ELBO, the mutual information
+    n_elbo_samples : samples of z per example for ``rec``
+    want_bits_per_dim : also report ``iw_bits_per_dim`` and ``neg_elbo_bits_per_dim``
+
+    Returns
+    -------
+    dict with, in nats per example: ``iw_nll`` (= mean of -IW_K, the estimate of -log p(x)) and
+    ``iw_nll_se`` (its standard error over examples), ``neg_elbo``, ``neg_elbo_se``, ``rec``,
+    ``kl`` (rate and distortion: ``neg_elbo = rec + kl``); ``active_units``,
+    ``posterior_mean_variance`` and ``kl_per_dimension`` (lists of J), ``mutual_information``
+    and its ceiling ``mutual_information_max = log N``; ``k``, ``n``, ``seconds``,
+    ``seconds_iw``.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    t0 = time.perf_counter()
+    log_px = iw_log_likelihood(params, x, cfg, k, rng, batch_size, chunk_size, progress)
+    seconds_iw = time.perf_counter() - t0
+    rec, kl = elbo_terms(params, x, cfg, rng, n_samples=n_elbo_samples)
+    rec, kl = rec.astype(np.float64), kl.astype(np.float64)
+    iw_nll, iw_nll_se = mean_and_stderr(-log_px)
+    neg_elbo, neg_elbo_se = mean_and_stderr(rec + kl)
+    variances = posterior_mean_variance(params, x, cfg)
+    result = {
+        "iw_nll": iw_nll, "iw_nll_se": iw_nll_se,
+        "neg_elbo": neg_elbo, "neg_elbo_se": neg_elbo_se,
+        "rec": float(rec.mean()), "kl": float(kl.mean()),
+        "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
+        "active_unit_threshold": ACTIVE_UNIT_THRESHOLD,
+        "posterior_mean_variance": variances.tolist(),
+        "kl_per_dimension": kl_per_dimension(params, x, cfg).tolist(),
+        "mutual_information": mutual_information(params, x, cfg, rng),
+        "mutual_information_max": math.log(len(x)),
+        "k": int(k), "n": int(len(x)), "n_elbo_samples": int(n_elbo_samples),
+    }
+    if want_bits_per_dim:
+        result["iw_bits_per_dim"] = bits_per_dim(iw_nll, cfg.input_dim)
+        result["neg_elbo_bits_per_dim"] = bits_per_dim(neg_elbo, cfg.input_dim)
+    result["seconds_iw"] = seconds_iw
+    result["seconds"] = time.perf_counter() - t0
+    return result
