@@ -1,0 +1,305 @@
+r"""Fixtures and the comparison report (vae_numpy.crosscheck).
+
+The report must pass a correct candidate, fail a wrong one and name the wrong tensor. The
+planted-bug tests run a PyTorch VAE with a known mistake (skipped without torch).
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from vae_numpy import crosscheck
+from vae_numpy.crosscheck import (TOLERANCE_FLOAT32, TOLERANCE_FLOAT64, compare, fixture_config,
+                                  fixture_params, make_fixture, read_fixture, write_fixture)
+from vae_numpy.model import VAEConfig, encode, loss_and_grads, param_shapes
+
+SMALL = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,))
+
+
+def own_values(fixture):
+    r"""A candidate that is the fixture's own results (a perfect implementation)."""
+    return {k: v.copy() for k, v in fixture.items()
+            if k in ("loss", "rec", "kl", "z") or k.startswith("grad/")}
+
+
+@pytest.fixture
+def fixture():
+    return make_fixture(SMALL, batch=4, seed=0)
+
+
+# --- the fixture ---------------------------------------------------------------------------
+
+def test_fixture_layout(fixture):
+    names = list(param_shapes(SMALL))
+    expected = ({"config", "x", "eps", "loss", "rec", "kl", "z"}
+                | {f"param/{k}" for k in names} | {f"grad/{k}" for k in names})
+    assert set(fixture) == expected
+    assert fixture["config"].shape == () and fixture["config"].dtype.kind == "U"
+    config = json.loads(str(fixture["config"]))
+    assert config["reduction"] == "mean" and "vae_numpy_version" in config
+    assert fixture_config(fixture) == (SMALL, "mean")
+    shapes = {"x": (4, 12), "eps": (4, 3), "loss": (), "rec": (4,), "kl": (4,), "z": (4, 3),
+              "param/enc.0.W": (12, 8), "grad/dec.out.W": (8, 12)}
+    assert {k: fixture[k].shape for k in shapes} == shapes
+    assert all(v.dtype == np.float64 for k, v in fixture.items() if k != "config")
+
+
+def test_fixture_is_what_loss_and_grads_gives(fixture):
+    loss, grads, terms = loss_and_grads(fixture_params(fixture), fixture["x"], fixture["eps"],
+                                        SMALL)
+    assert float(fixture["loss"]) == float(loss)
+    assert np.array_equal(fixture["rec"], terms["rec"]) and np.array_equal(fixture["z"], terms["z"])
+    assert all(np.array_equal(fixture[f"grad/{k}"], g) for k, g in grads.items())
+
+
+def test_fixture_is_reproducible_from_the_seed(fixture):
+    again = make_fixture(SMALL, batch=4, seed=0)
+    other = make_fixture(SMALL, batch=4, seed=1)
+    assert all(np.array_equal(fixture[k], again[k]) for k in fixture)
+    assert not np.array_equal(fixture["x"], other["x"])
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian",
+                                        "gaussian_learned"])
+def test_x_suits_the_likelihood(likelihood):
+    cfg = VAEConfig(input_dim=50, latent_dim=2, likelihood=likelihood, encoder_hidden=(4,),
+                    decoder_hidden=(4,))
+    x = make_fixture(cfg, batch=20, seed=0)["x"]
+    if likelihood == "bernoulli":
+        assert set(np.unique(x)) == {0.0, 1.0}
+    elif likelihood == "continuous_bernoulli":
+        assert x.min() >= 0 and x.max() <= 1 and len(np.unique(x)) > 900
+    else:
+        assert x.min() < -1 and x.max() > 1  # real valued, not squeezed into [0, 1]
+
+
+def test_float32_fixture():
+    cfg = VAEConfig(input_dim=6, latent_dim=2, encoder_hidden=(), decoder_hidden=(5, 4),
+                    likelihood="gaussian_learned", dtype="float32")
+    f = make_fixture(cfg, batch=3, seed=0, reduction="sum")
+    assert all(v.dtype == np.float32 for k, v in f.items() if k != "config")
+    assert fixture_config(f) == (cfg, "sum")
+    assert "param/dec.out_logvar.W" in f and "param/enc.0.W" not in f
+
+
+def test_write_read_roundtrip(tmp_path, fixture):
+    path = tmp_path / "case.npz"
+    assert write_fixture(path, fixture) == str(path)
+    back = read_fixture(path)
+    assert set(back) == set(fixture)
+    assert all(np.array_equal(back[k], fixture[k]) and back[k].dtype == fixture[k].dtype
+               for k in fixture)
+    assert os.listdir(tmp_path) == ["case.npz"]  # the temp file was renamed, nothing left
+    with np.load(path, allow_pickle=False) as f:  # readable without pickles, from any tool
+        assert str(f["config"]) == str(fixture["config"])
+
+
+def test_write_overwrites_atomically(tmp_path, fixture):
+    path = tmp_path / "case.npz"
+    write_fixture(path, make_fixture(SMALL, batch=4, seed=7))
+    write_fixture(path, fixture)
+    assert np.array_equal(read_fixture(path)["x"], fixture["x"])
+    assert os.listdir(tmp_path) == ["case.npz"]
+
+
+def test_read_rejects_an_incomplete_fixture(tmp_path, fixture):
+    del fixture["grad/enc.mu.b"]
+    np.savez(tmp_path / "bad.npz", **fixture)
+    with pytest.raises(ValueError, match=r"grad/enc\.mu\.b"):
+        read_fixture(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="missing"):
+        write_fixture(tmp_path / "bad2.npz", fixture)
+
+
+def test_make_fixture_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="reduction"):
+        make_fixture(SMALL, batch=2, seed=0, reduction="batchmean")
+    with pytest.raises(ValueError, match="batch"):
+        make_fixture(SMALL, batch=0, seed=0)
+
+
+# --- the comparison ------------------------------------------------------------------------
+
+def test_identical_candidate_passes(fixture):
+    report = compare(fixture, own_values(fixture))
+    assert report.passed and report.failing == []
+    assert len(report.entries) == 4 + len(param_shapes(SMALL))
+    assert str(report).splitlines()[-1].startswith("PASS: 14 tensors agree")
+
+
+def test_tolerance_is_relative_to_the_tensor_scale(fixture):
+    near = own_values(fixture)
+    near["grad/dec.out.W"] = near["grad/dec.out.W"] * (1 + 1e-13)  # round-off level: passes
+    assert compare(fixture, near).passed
+    off = own_values(fixture)
+    off["grad/dec.out.W"] = off["grad/dec.out.W"] * (1 + 1e-8)  # beyond 1e-10: fails
+    report = compare(fixture, off)
+    assert not report.passed and report.failing == ["grad/dec.out.W"]
+    assert report["grad/dec.out.W"].rel_error == pytest.approx(1e-8, rel=1e-3)
+    assert report.entries[0].name == "grad/dec.out.W"  # worst first
+
+
+def test_error_measure_is_gradcheck_rel_error(fixture):
+    cand = own_values(fixture)
+    cand["kl"] = cand["kl"] + np.array([0, 0, 3e-6, 0])
+    entry = compare(fixture, cand)["kl"]
+    scale = max(np.abs(cand["kl"]).max(), np.abs(fixture["kl"]).max())
+    assert entry.abs_error == pytest.approx(3e-6, rel=1e-6)
+    assert entry.rel_error == pytest.approx(3e-6 / scale, rel=1e-6)
+
+
+def test_table_is_sorted_worst_first(fixture):
+    cand = own_values(fixture)
+    for k, f in [("rec", 1e-3), ("grad/enc.0.b", 1e-5), ("z", 1e-7)]:
+        cand[k] = cand[k] * (1 + f)
+    report = compare(fixture, cand)
+    assert [e.name for e in report.entries[:3]] == ["rec", "grad/enc.0.b", "z"]
+    text = str(report)
+    assert text.index("rec ") < text.index("grad/enc.0.b") < text.index("z ")
+    assert text.splitlines()[-1].startswith("FAIL: 3 of 14 tensors differ")
+
+
+def test_nested_grads_dict_is_accepted(fixture):
+    cand = {k: v for k, v in own_values(fixture).items() if not k.startswith("grad/")}
+    cand["grads"] = {k[len("grad/"):]: v for k, v in own_values(fixture).items()
+                     if k.startswith("grad/")}
+    report = compare(fixture, cand, require_all=True)
+    assert report.passed and not report.missing
+
+
+def test_pytorch_layout_is_transposed(fixture):
+    cand = own_values(fixture)
+    for k in list(cand):
+        if k.endswith(".W"):
+            cand[k] = np.ascontiguousarray(cand[k].T)  # (out, in), as nn.Linear.weight.grad
+    assert compare(fixture, cand, pytorch_layout=True).passed
+    report = compare(fixture, cand)
+    assert not report.passed and report["grad/enc.0.W"].status == "shape"
+    assert "pass pytorch_layout=True" in report["grad/enc.0.W"].hint
+    assert "pass pytorch_layout=True" in str(report)
+
+
+def test_square_weight_in_pytorch_layout_gets_a_hint():
+    cfg = VAEConfig(input_dim=6, latent_dim=3, encoder_hidden=(6,), decoder_hidden=(3,))
+    fixture = make_fixture(cfg, batch=3, seed=0)
+    cand = own_values(fixture)
+    cand["grad/enc.0.W"] = cand["grad/enc.0.W"].T  # (6, 6): the shape cannot tell
+    entry = compare(fixture, cand)["grad/enc.0.W"]
+    assert entry.status == "FAIL" and "agrees when transposed" in entry.hint
+
+
+def test_missing_tensors(fixture):
+    only_loss = {"loss": fixture["loss"]}
+    report = compare(fixture, only_loss)
+    assert report.passed and len(report.missing) == 13
+    assert "Not checked (not given): 13 tensors" in report.verdict()
+    strict = compare(fixture, only_loss, require_all=True)
+    assert not strict.passed and len(strict.failing) == 13
+    no_loss = own_values(fixture)
+    del no_loss["loss"]
+    report = compare(fixture, no_loss)
+    assert not report.passed and report.failing == ["loss"]
+
+
+def test_unknown_names_are_listed(fixture):
+    cand = own_values(fixture)
+    cand["fc1.weight"] = np.zeros((8, 12))
+    report = compare(fixture, cand)
+    assert report.passed and report.ignored == ["fc1.weight"]
+    assert "ignored (not fixture names): fc1.weight" in str(report)
+
+
+def test_nan_fails(fixture):
+    cand = own_values(fixture)
+    cand["z"] = cand["z"].copy()
+    cand["z"][0, 0] = np.nan
+    report = compare(fixture, cand)
+    assert report.failing == ["z"] and report.entries[0].name == "z"
+
+
+def test_float32_candidate_uses_the_float32_tolerance():
+    r"""A real float32 run (vae_numpy in float32, inputs rounded) against the float64
+    fixture of the 784-400-20 model: passes at TOLERANCE_FLOAT32, fails at float64's."""
+    cfg = VAEConfig(input_dim=784, latent_dim=20, likelihood="continuous_bernoulli")
+    fixture = make_fixture(cfg, batch=32, seed=0)
+    cfg32 = VAEConfig.from_dict({**cfg.to_dict(), "dtype": "float32"})
+    p32 = {k: v.astype(np.float32) for k, v in fixture_params(fixture).items()}
+    loss, grads, terms = loss_and_grads(p32, fixture["x"].astype(np.float32),
+                                        fixture["eps"].astype(np.float32), cfg32)
+    cand = {"loss": loss, "rec": terms["rec"], "kl": terms["kl"], "z": terms["z"],
+            "grads": grads}
+    report = compare(fixture, cand)
+    assert report.dtype == "float32" and report.tolerance == TOLERANCE_FLOAT32
+    assert report.passed, str(report)
+    assert report.entries[0].rel_error < TOLERANCE_FLOAT32 / 10  # the stated 10x margin
+    assert not compare(fixture, cand, dtype="float64").passed
+    assert TOLERANCE_FLOAT64 < TOLERANCE_FLOAT32
+
+
+def test_compare_rejects_an_unknown_dtype(fixture):
+    with pytest.raises(ValueError, match="dtype"):
+        compare(fixture, own_values(fixture), dtype="float16")
+
+
+# --- diagnoses from NumPy-made mistakes (no torch needed) ----------------------------------
+
+def test_diagnoses_name_the_known_mistakes(fixture):
+    mu, logvar = encode(fixture_params(fixture), fixture["x"], SMALL)
+    cases = {
+        "z": ("variance as the standard deviation", mu + np.exp(logvar) * fixture["eps"]),
+        "kl": ("wrong sign", -fixture["kl"]),
+        "rec": ("averaged over the D data dimensions", fixture["rec"] / SMALL.input_dim),
+    }
+    for key, (words, wrong) in cases.items():
+        cand = own_values(fixture)
+        cand[key] = wrong
+        report = compare(fixture, cand)
+        assert report.failing == [key]
+        assert len(report.diagnoses) == 1 and words in report.diagnoses[0]
+        assert f"likely cause: {report.diagnoses[0]}" in str(report)
+
+
+def test_diagnosis_of_a_batch_reduction_mismatch(fixture):
+    cand = own_values(fixture)
+    cand["loss"] = np.sum(fixture["rec"] + fixture["kl"])  # summed; the fixture means
+    report = compare(fixture, cand)
+    assert report.failing == ["loss"] and "reduction" in report.diagnoses[0]
+
+
+# --- planted bugs in a PyTorch VAE ------------------------------------------------------------
+
+# bug -> (the tensor it names, the forward values that must fail). The std bug changes z and
+# so also rec, which is computed from z; kl uses the true std and still agrees.
+PLANTED = {"std": ("z", {"z", "rec"}), "kl_sign": ("kl", {"kl"}), "bce_mean": ("rec", {"rec"})}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
+    pytest.importorskip("torch", reason="planted-bug tests need torch (pip install torch==2.13.0)")
+    from torch_vae import run_on_fixture
+    cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,))
+    fixture = make_fixture(cfg, batch=4, seed=0, reduction=reduction)
+
+    correct = compare(fixture, run_on_fixture(fixture, cfg, reduction, pytorch_layout=True),
+                      pytorch_layout=True, require_all=True)
+    assert correct.passed, str(correct)
+
+    forward_terms = {"z", "kl", "rec"}
+    for bug, (tensor, failing_terms) in PLANTED.items():
+        cand = run_on_fixture(fixture, cfg, reduction, bug=bug, pytorch_layout=True)
+        report = compare(fixture, cand, pytorch_layout=True, require_all=True)
+        assert not report.passed, f"bug {bug} passed:\n{report}"
+        # exactly the forward terms the bug touches fail, the others agree
+        assert forward_terms & set(report.failing) == failing_terms, f"bug {bug}:\n{report}"
+        assert report[tensor].rel_error > 1e3 * TOLERANCE_FLOAT64
+        assert "loss" in report.failing
+        # the verdict names the tensor first among the forward values, and so does the diagnosis
+        verdict = str(report).splitlines()[-1]
+        assert verdict.startswith(f"FAIL: ") and verdict.split(": ")[2].startswith(tensor)
+        assert len(report.diagnoses) == 1 and report.diagnoses[0].startswith(tensor)
+
+
+def test_tolerance_table_is_complete():
+    assert set(crosscheck.TOLERANCES) == {"float64", "float32"}

@@ -1,0 +1,98 @@
+r"""Command line: ``python -m vae_numpy fixture ...`` and ``python -m vae_numpy compare ...``.
+
+    python -m vae_numpy fixture --out case.npz                       # a small float64 case
+    python -m vae_numpy fixture --out case.npz --input-dim 784 --encoder-hidden 400 \
+        --decoder-hidden 400 --latent 20 --batch 8 --reduction sum
+    python -m vae_numpy compare case.npz mine.npz [--pytorch-layout]  # exit 0 pass, 1 fail
+"""
+import argparse
+import sys
+
+from .crosscheck import compare_files, fixture_config, make_fixture, write_fixture
+from .layers import ACTIVATIONS
+from .likelihoods import LIKELIHOODS
+from .model import DTYPES, REDUCTIONS, VAEConfig
+
+
+def widths(text):
+    r"""``"8,6"`` -> (8, 6); ``""`` or ``"none"`` -> () (no hidden layer)."""
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"hidden widths must be comma-separated integers like 8,6 (or '' for none), "
+            f"got {text!r}") from None
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fx = commands.add_parser("fixture", help="write a test case (.npz) for another framework")
+    fx.add_argument("--out", required=True, help="path of the .npz to write")
+    fx.add_argument("--input-dim", type=int, default=12, help="D (default 12)")
+    fx.add_argument("--encoder-hidden", type=widths, default=(8,),
+                    help="comma-separated widths, '' for none (default 8)")
+    fx.add_argument("--decoder-hidden", type=widths, default=(8,),
+                    help="comma-separated widths, '' for none (default 8)")
+    fx.add_argument("--latent", type=int, default=3, help="J (default 3)")
+    fx.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    fx.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
+    fx.add_argument("--sigma", type=float, default=1.0, help="fixed std of 'gaussian'")
+    fx.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
+    fx.add_argument("--reduction", choices=REDUCTIONS, default="mean",
+                    help="over the batch (default mean; pytorch/examples uses sum)")
+    fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
+    fx.add_argument("--seed", type=int, default=0)
+    fx.add_argument("--dtype", choices=DTYPES, default="float64")
+
+    cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
+    cmp.add_argument("fixture", help="fixture .npz from `python -m vae_numpy fixture`")
+    cmp.add_argument("candidate", help=".npz with loss [, rec, kl, z, grad/<name>]")
+    cmp.add_argument("--pytorch-layout", action="store_true",
+                     help="the grad/*.W arrays are (out, in) as nn.Linear.weight.grad")
+    cmp.add_argument("--dtype", choices=DTYPES, default=None,
+                     help="tolerance to apply (default: the less precise side's dtype)")
+    cmp.add_argument("--require-all", action="store_true",
+                     help="fail when a fixture tensor is missing from the candidate")
+    return parser
+
+
+def run_fixture(args):
+    cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
+                    encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
+                    activation=args.activation, likelihood=args.likelihood, beta=args.beta,
+                    sigma=args.sigma, dtype=args.dtype)
+    fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)
+    path = write_fixture(args.out, fixture)
+    cfg, reduction = fixture_config(fixture)
+    print(f"wrote {path}: {cfg}, reduction={reduction!r}, batch={args.batch}, seed={args.seed}")
+    print(f"  loss = {float(fixture['loss']):.17g}")
+    for key, value in fixture.items():
+        if key != "config":
+            print(f"  {key:<24} {str(value.shape):<12} {value.dtype}")
+    return 0
+
+
+def run_compare(args):
+    report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
+                           dtype=args.dtype, require_all=args.require_all)
+    print(report)
+    return 0 if report.passed else 1
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return {"fixture": run_fixture, "compare": run_compare}[args.command](args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
