@@ -260,6 +260,34 @@ def test_diagnoses_name_the_known_mistakes(fixture):
         assert f"likely cause: {report.diagnoses[0]}" in str(report)
 
 
+def test_diagnoses_of_other_known_mistakes(fixture):
+    mu, _ = encode(fixture_params(fixture), fixture["x"], SMALL)
+    cases = {"z": ("noise eps is not applied", mu),
+             "kl": ("averaged over the J latent", fixture["kl"] / SMALL.latent_dim)}
+    for key, (words, wrong) in cases.items():
+        cand = own_values(fixture)
+        cand[key] = wrong
+        report = compare(fixture, cand)
+        assert report.failing == [key] and words in report.diagnoses[0]
+
+
+def test_diagnosis_of_a_loss_without_beta():
+    cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,),
+                    beta=3.0)
+    fixture = make_fixture(cfg, batch=4, seed=0)
+    cand = own_values(fixture)
+    cand["loss"] = np.mean(fixture["rec"] + fixture["kl"])
+    report = compare(fixture, cand)
+    assert report.failing == ["loss"] and "ignores beta" in report.diagnoses[0]
+
+
+def test_no_diagnosis_for_an_unknown_mistake(fixture):
+    cand = own_values(fixture)
+    cand["rec"] = fixture["rec"] * 1.01
+    report = compare(fixture, cand)
+    assert report.failing == ["rec"] and report.diagnoses == []
+
+
 def test_diagnosis_of_a_batch_reduction_mismatch(fixture):
     cand = own_values(fixture)
     cand["loss"] = np.sum(fixture["rec"] + fixture["kl"])  # summed; the fixture means
