@@ -1,0 +1,388 @@
+r"""The training loop: seeded minibatches, KL warm-up, free bits, clipping, and a history.
+
+Shape letters: N examples, B batch, D data dimensions, J latent dimensions.
+
+    history = train(params, cfg, x_train, x_test=x_test, optimizer=Adam(1e-3),
+                    rng=numpy.random.default_rng(0), epochs=10, batch_size=128,
+                    binarize="dynamic")
+
+One step on a minibatch x (B, D), with every random draw taken from ``rng`` in this order
+(the epoch's permutation first, then per batch):
+
+    x   <- Bernoulli(x)                          (binarize="dynamic" only: (B, D) uniforms)
+    eps ~ N(0, I)                                (B, J), drawn in the params' dtype
+    objective = mean_b(rec_b + beta_t * kl_b)    (kl_b with the free-bits floor if asked)
+    params <- optimizer step on d objective / d params (after clipping the global norm)
+
+``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
+(params, opt_state, rng, history) taken after any epoch continues bit for bit
+(:mod:`vae_numpy.checkpoint`).
+
+What is reported, per epoch, in nats per example: the true ``rec``, ``kl`` and
+``neg_elbo = rec + kl`` (beta = 1, no free bits) of the training minibatches as they were
+visited (a running average while the parameters move), the optimized ``objective``, and the
+same true terms on the held-out set, computed after the epoch with a fixed-seed noise
+(:func:`evaluate_elbo`), so held-out numbers are reproducible and comparable across runs.
+"""
+import dataclasses
+import sys
+import time
+
+import numpy as np
+
+from .data import binarize_dynamic, binarize_static, binarize_test_set, minibatches
+from .likelihoods import get_likelihood
+from .model import check_batch, loss_and_grads, loss_terms, params_dtype
+from .optim import clip_grad_norm
+
+BINARIZE = ("none", "static", "dynamic")
+
+# Seed of the noise eps used for held-out evaluation. Not 0, the seed of binarize_test_set, so
+# the test images' Bernoulli draws and the noise never come from the same random stream.
+EVAL_NOISE_SEED = 1
+# Seed of the one-off draw for binarize="static" (fixed, so a resumed run sees the same data).
+STATIC_BINARIZE_SEED = 2
+# Rows per forward pass when evaluating: bounds memory, does not change the numbers.
+EVAL_CHUNK = 1000
+# Default clip of the data mean in init_output_bias: logit(1e-3) = -6.9, a finite start for
+# pixels that are always 0 (MNIST's border).
+OUTPUT_BIAS_CLIP = 1e-3
+# Seconds between two updates of the progress line.
+PROGRESS_INTERVAL = 0.5
+# Fields of a history record that are wall-clock times, so differ between identical runs.
+TIME_FIELDS = ("seconds", "eval_seconds")
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+def kl_warmup_beta(step, warmup_steps, beta=1.0):
+    r"""Linear KL warm-up: ``beta_t = beta * min(1, step / warmup_steps)``.
+
+    ``step`` counts the optimizer steps taken before this one (0 for the first), so the first
+    step uses beta_t = 0 and every step from ``warmup_steps`` on uses ``beta``. With
+    ``warmup_steps = 0`` there is no warm-up (beta_t = beta). Bowman et al. (2016) call this
+    KL annealing; it keeps the KL term from collapsing q(z|x) onto the prior early on.
+    """
+    if warmup_steps < 0 or step < 0:
+        raise ValueError(f"kl_warmup_beta needs step >= 0 and warmup_steps >= 0, "
+                         f"got step={step}, warmup_steps={warmup_steps}")
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(1.0, step / warmup_steps)
+
+
+def batches_per_epoch(n, batch_size):
+    r"""``ceil(n / batch_size)``: the last, smaller batch counts as a step."""
+    return -(-n // batch_size)
+
+
+# --- output-bias initialization ---------------------------------------------------------------
+
+def _invert_increasing(f, target, lo, hi, iters=80):
+    r"""Elementwise ``l`` in [lo, hi] with ``f(l) = target`` for an increasing f (bisection)."""
+    lo = np.full_like(target, lo)
+    hi = np.full_like(target, hi)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        below = f(mid) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def output_bias_for_mean(x_mean, cfg, clip=OUTPUT_BIAS_CLIP):
+    r"""Decoder output bias whose p(x|z) mean is the data mean, for every pixel. Returns (D,).
+
+    With all decoder weights zero the model would then predict each pixel's average, the
+    maximum-likelihood constant model (Bernoulli and continuous Bernoulli are exponential
+    families in the logit, so matching the mean maximizes the likelihood).
+
+    - bernoulli: ``b = logit(clip(mean, clip, 1 - clip))``, finite for pixels that are always
+      0 or 1 (|b| <= logit(1 - clip) = 6.9 for clip = 1e-3).
+    - continuous_bernoulli: the logit whose continuous-Bernoulli mean (not sigmoid) is the data
+      mean, found by bisection, limited to the same range ``|b| <= logit(1 - clip)``; the
+      continuous-Bernoulli mean only reaches 0 as -1/logit, so near-0 pixels stop at that bound.
+    - gaussian, gaussian_learned: ``b = mean`` (the mean head is linear); the log-variance head
+      is left alone.
+    """
+    if not 0 < clip < 0.5:
+        raise ValueError(f"clip must be in (0, 0.5), got {clip}")
+    x_mean = np.asarray(x_mean, dtype=np.float64)
+    if cfg.likelihood in ("gaussian", "gaussian_learned"):
+        return x_mean
+    if np.any((x_mean < 0) | (x_mean > 1)):
+        raise ValueError(f"{cfg.likelihood} output bias needs a data mean in [0, 1], got values "
+                         f"in [{x_mean.min()}, {x_mean.max()}]")
+    p = np.clip(x_mean, clip, 1 - clip)
+    bound = np.log((1 - clip) / clip)
+    if cfg.likelihood == "bernoulli":
+        return np.log(p) - np.log1p(-p)
+    cb_mean = get_likelihood(cfg.likelihood).mean
+    return _invert_increasing(lambda l: cb_mean((l,), cfg.sigma), p, -bound, bound)
+
+
+def init_output_bias(params, x_train, cfg, clip=OUTPUT_BIAS_CLIP):
+    r"""Set ``params["dec.out.b"]`` so the decoder starts at the training data's mean image.
+
+    A known speed-up for Bernoulli decoders: the first epochs no longer spend their steps
+    learning the average brightness of each pixel (e.g. that MNIST's border is always 0).
+    See :func:`output_bias_for_mean` for the value per likelihood. In place; returns params.
+
+    Parameters
+    ----------
+    params : dict from :func:`vae_numpy.init_params`.
+    x_train : (N, D) training data of the params' dtype (grey levels are fine: the mean of
+        a dynamically binarized pixel is its grey level).
+    cfg : VAEConfig
+    clip : float, see :func:`output_bias_for_mean`.
+    """
+    dtype = params_dtype(params, cfg)
+    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
+    if len(x_train) == 0:
+        raise ValueError("x_train is empty; init_output_bias needs at least one example")
+    bias = output_bias_for_mean(x_train.mean(axis=0, dtype=np.float64), cfg, clip)
+    params["dec.out.b"][...] = bias.astype(dtype)
+    return params
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+def evaluate_elbo(params, cfg, x, *, seed=EVAL_NOISE_SEED, chunk=EVAL_CHUNK):
+    r"""Single-sample -ELBO of a data set with a fixed noise, in nats per example.
+
+    ``rec = mean_n rec_n``, ``kl = mean_n kl_n``, ``neg_elbo = rec + kl`` (beta = 1, the true
+    ELBO whatever cfg.beta), with ``eps`` (N, J) drawn once from ``default_rng(seed)`` in the
+    params' dtype, so the result is the same for every ``chunk`` size and every call.
+
+    Parameters
+    ----------
+    params : dict; cfg : VAEConfig
+    x : (N, D) data of the params' dtype (binarize a Bernoulli test set first, e.g. with
+        :func:`vae_numpy.data.binarize_test_set`).
+    seed : int, seed of the noise.
+    chunk : rows per forward pass (memory only).
+
+    Returns
+    -------
+    dict with float ``rec``, ``kl``, ``neg_elbo``.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    if len(x) == 0:
+        raise ValueError("evaluate_elbo got an empty data set x")
+    eps = np.random.default_rng(seed).standard_normal((len(x), cfg.latent_dim), dtype=dtype)
+    rec_sum = kl_sum = 0.0
+    for start in range(0, len(x), chunk):
+        rec, kl = loss_terms(params, x[start:start + chunk], eps[start:start + chunk], cfg)
+        rec_sum += float(np.sum(rec, dtype=np.float64))
+        kl_sum += float(np.sum(kl, dtype=np.float64))
+    rec, kl = rec_sum / len(x), kl_sum / len(x)
+    return {"rec": rec, "kl": kl, "neg_elbo": rec + kl}
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+class _Progress:
+    r"""A ``\r``-updated status line on a stream while an epoch runs, then one summary line."""
+
+    def __init__(self, stream, enabled):
+        self.stream, self.enabled = stream, enabled
+        self.last, self.width = 0.0, 0
+
+    def update(self, text, force=False):
+        now = time.perf_counter()
+        if not self.enabled or (not force and now - self.last < PROGRESS_INTERVAL):
+            return
+        self.last = now
+        self.stream.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        self.stream.flush()
+
+    def line(self, text):
+        if not self.enabled:
+            return
+        self.stream.write("\r" + text.ljust(self.width) + "\n")
+        self.width = 0
+        self.stream.flush()
+
+
+def format_record(r, total_epochs=None):
+    r"""One summary line for a history record (nats per example)."""
+    of = f"/{total_epochs}" if total_epochs else ""
+    text = (f"epoch {r['epoch']}{of}  train rec {r['train_rec']:.2f} kl {r['train_kl']:.2f} "
+            f"-elbo {r['train_neg_elbo']:.2f}")
+    if r["train_objective"] != r["train_neg_elbo"]:
+        text += f" (objective {r['train_objective']:.2f}, beta {r['beta']:.3g})"
+    if "test_neg_elbo" in r:
+        text += (f" | test rec {r['test_rec']:.2f} kl {r['test_kl']:.2f} "
+                 f"-elbo {r['test_neg_elbo']:.2f}")
+    return text + f" | {r['seconds']:.2f} s"
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
+                   free_bits, clip_norm, history):
+    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
+    if len(x_train) == 0:
+        raise ValueError("x_train is empty; train needs at least one example")
+    if int(epochs) != epochs or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
+    if not kl_warmup_epochs >= 0:
+        raise ValueError(f"kl_warmup_epochs must be >= 0, got {kl_warmup_epochs!r}")
+    if not free_bits >= 0:
+        raise ValueError(f"free_bits must be >= 0 nats per latent dimension, got {free_bits!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"clip_norm must be > 0 or None (no clipping), got {clip_norm!r}")
+    if history is not None and not isinstance(history, list):
+        raise TypeError(f"history must be a list (of records from a previous train call) or "
+                        f"None, got {type(history).__name__}")
+    return x_train
+
+
+def _prepare_data(x_train, x_test, binarize, cfg, dtype):
+    r"""Static binarization of the training set and the fixed-seed test-set binarization."""
+    if binarize == "static":
+        x_train = binarize_static(x_train, np.random.default_rng(STATIC_BINARIZE_SEED))
+    if x_test is not None:
+        x_test = check_batch("x_test", x_test, dtype, cfg.input_dim)
+        if binarize != "none":
+            # A no-op on a test set that is binary already (u < 0 never, u < 1 always).
+            x_test = binarize_test_set(x_test)
+    return x_train, x_test
+
+
+def _run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size, binarize,
+               warmup_steps, first_step, free_bits, clip_norm, reduction, progress, label):
+    r"""One pass over x_train; returns the train part of the history record."""
+    dtype = params_dtype(params, cfg)
+    n = len(x_train)
+    n_batches = batches_per_epoch(n, batch_size)
+    sums = dict(rec=0.0, kl=0.0, kl_weighted=0.0, grad_norm=0.0, clipped=0)
+    step, beta_t = first_step, cfg.beta
+    t0 = time.perf_counter()
+    for i, idx in enumerate(minibatches(n, batch_size, rng)):
+        x = x_train[idx]                                          # (B, D)
+        if binarize == "dynamic":
+            x = binarize_dynamic(x, rng)
+        eps = rng.standard_normal((len(idx), cfg.latent_dim), dtype=dtype)   # (B, J)
+        beta_t = kl_warmup_beta(step, warmup_steps, cfg.beta)
+        step_cfg = cfg if beta_t == cfg.beta else dataclasses.replace(cfg, beta=beta_t)
+        loss, grads, terms = loss_and_grads(params, x, eps, step_cfg, reduction=reduction,
+                                            free_bits=free_bits)
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"{label}, batch {i + 1}/{n_batches}: the loss is {loss}; lower the learning "
+                "rate or pass clip_norm (e.g. 100) to cap the gradient norm")
+        if clip_norm is not None:
+            grads, norm = clip_grad_norm(grads, clip_norm)
+            sums["grad_norm"] += norm
+            sums["clipped"] += norm > clip_norm
+        optimizer.step(params, grads, opt_state)
+        step += 1
+        sums["rec"] += float(np.sum(terms["rec"], dtype=np.float64))
+        sums["kl"] += float(np.sum(terms["kl"], dtype=np.float64))
+        # beta_t * kl_objective; with beta_t = 1 and no free bits exactly the kl sum above.
+        sums["kl_weighted"] += beta_t * float(np.sum(terms["kl_objective"], dtype=np.float64))
+        seen = min(n, (i + 1) * batch_size)
+        elapsed = time.perf_counter() - t0
+        progress.update(f"{label}  batch {i + 1}/{n_batches}  "
+                        f"objective {(sums['rec'] + sums['kl_weighted']) / seen:.2f}  "
+                        f"{(i + 1) / elapsed:.1f} batches/s")
+    record = {"steps": step, "beta": beta_t,
+              "train_rec": sums["rec"] / n, "train_kl": sums["kl"] / n,
+              "train_neg_elbo": (sums["rec"] + sums["kl"]) / n,
+              "train_objective": (sums["rec"] + sums["kl_weighted"]) / n,
+              "seconds": time.perf_counter() - t0}
+    if clip_norm is not None:
+        record["grad_norm_mean"] = sums["grad_norm"] / n_batches
+        record["clipped_fraction"] = sums["clipped"] / n_batches
+    return record
+
+
+def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_test=None,
+          opt_state=None, history=None, binarize="none", kl_warmup_epochs=0, free_bits=0.0,
+          clip_norm=None, reduction="mean", eval_seed=EVAL_NOISE_SEED, progress=True,
+          stream=None, callback=None):
+    r"""Train a VAE with minibatch gradient steps; returns the history (one dict per epoch).
+
+    Each step minimizes ``mean_b(rec_b + beta_t * kl_b)`` on a minibatch (see the module
+    docstring for the order of the random draws). ``params``, ``opt_state`` and ``history``
+    are updated in place; the epoch number continues from ``len(history)``.
+
+    Parameters
+    ----------
+    params : dict from :func:`vae_numpy.init_params` (updated in place).
+    cfg : VAEConfig; ``cfg.beta`` is the KL weight after warm-up.
+    x_train : (N, D) array of the params' dtype, values in [0, 1] when binarizing.
+    optimizer : :class:`vae_numpy.optim.Adam` or :class:`~vae_numpy.optim.SGD`.
+    rng : numpy.random.Generator; every random draw of training comes from it (shuffling,
+        dynamic binarization, eps), so the same seed gives the same run.
+    epochs : number of epochs to run in this call.
+    batch_size : B; the last batch of an epoch holds the remaining ``N % B`` examples.
+    x_test : (N_test, D) held-out data, evaluated after every epoch with :func:`evaluate_elbo`.
+    opt_state : the optimizer's state dict (from ``optimizer.init(params)`` or a checkpoint);
+        None makes a fresh one. Pass your own dict to keep it: it is updated in place.
+    history : list of records from earlier epochs (e.g. a checkpoint's); new records are
+        appended to it. Epoch numbers, and the warm-up's step count, continue from its length.
+    binarize : "none" (use x as given), "static" (x_train binarized once, with the fixed seed
+        STATIC_BINARIZE_SEED) or "dynamic" (a fresh Bernoulli draw for every minibatch, from
+        rng). Unless "none", x_test is binarized once with
+        :func:`vae_numpy.data.binarize_test_set` (a no-op when it is binary already).
+    kl_warmup_epochs : beta_t ramps linearly from 0 to cfg.beta over this many epochs, step by
+        step (:func:`kl_warmup_beta`); 0 means no warm-up.
+    free_bits : nats per latent dimension (Kingma et al. 2016); the optimized KL is
+        ``sum_j max(free_bits, mean_b kl_bj)``. The reported kl and neg_elbo stay the true ones.
+    clip_norm : cap on the global gradient norm (:func:`vae_numpy.optim.clip_grad_norm`),
+        or None.
+    reduction : "mean" (default) or "sum" over the batch; with Adam both give nearly the
+        same steps (Adam is invariant to the gradient's scale up to its eps).
+    eval_seed : seed of the held-out noise (:func:`evaluate_elbo`).
+    progress : write a ``\r`` status line while an epoch runs and one summary line per epoch.
+    stream : where progress goes (default sys.stderr).
+    callback : called as ``callback(record, params, opt_state)`` after each epoch (e.g. to
+        save a checkpoint; ``rng`` is then in the state a resumed run needs).
+
+    Returns
+    -------
+    history : list of dicts, one per epoch, nats per example:
+        ``epoch`` (1-based), ``steps`` (optimizer steps so far), ``beta`` (the last beta_t),
+        ``train_rec``, ``train_kl``, ``train_neg_elbo`` (= rec + kl), ``train_objective``
+        (the optimized loss: rec + beta_t * kl with free bits), ``seconds`` (training time of
+        the epoch); with x_test: ``test_rec``, ``test_kl``, ``test_neg_elbo``,
+        ``eval_seconds``; with clip_norm: ``grad_norm_mean`` and ``clipped_fraction``.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("train needs rng = numpy.random.Generator (e.g. "
+                        f"numpy.random.default_rng(0)), got {type(rng).__name__}")
+    dtype = params_dtype(params, cfg)
+    x_train = _check_options(cfg, x_train, dtype, epochs, batch_size, binarize,
+                             kl_warmup_epochs, free_bits, clip_norm, history)
+    x_train, x_test = _prepare_data(x_train, x_test, binarize, cfg, dtype)
+    opt_state = optimizer.init(params) if opt_state is None else opt_state
+    history = [] if history is None else history
+    progress = _Progress(sys.stderr if stream is None else stream, progress)
+    n_batches = batches_per_epoch(len(x_train), batch_size)
+    warmup_steps = int(round(kl_warmup_epochs * n_batches))
+    start, end = len(history), len(history) + int(epochs)
+    for epoch in range(start + 1, end + 1):
+        label = f"epoch {epoch}/{end}"
+        record = {"epoch": epoch}
+        record.update(_run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size,
+                                 binarize, warmup_steps, (epoch - 1) * n_batches, free_bits,
+                                 clip_norm, reduction, progress, label))
+        if x_test is not None:
+            progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
+            t0 = time.perf_counter()
+            test = evaluate_elbo(params, cfg, x_test, seed=eval_seed)
+            record.update({f"test_{k}": v for k, v in test.items()})
+            record["eval_seconds"] = time.perf_counter() - t0
+        history.append(record)
+        progress.line(format_record(record, end))
+        if callback is not None:
+            callback(record, params, opt_state)
+    return history
