@@ -1,0 +1,217 @@
+r"""Train a VAE on MNIST-like images and write the numbers and the figures that explain it.
+
+    python demos/train_mnist.py                       # built-in synthetic digits, ~1-2 minutes
+    python demos/train_mnist.py --quick               # a few seconds (smoke test)
+    python demos/train_mnist.py --data mnist.npz --epochs 10 --out-dir runs/mnist
+
+Writes into --out-dir (each file atomically):
+    metrics.json          config, arguments, data, per-epoch train/test rec, kl, -ELBO, seconds
+    checkpoint.npz        params, optimizer state, RNG state, config, history (after every epoch;
+                          vae_numpy.load_checkpoint reads it, --resume continues from it)
+    reconstructions.png   test images above their reconstructions
+    samples.png           decoded samples z ~ N(0, I)
+    loss_curves.png       rec, KL and -ELBO per epoch, train and test
+    latent.png            test posterior means colored by label (PCA when --latent > 2)
+    manifold.png          the decoded 2-D latent grid (only with --latent 2)
+
+All numbers are nats per example; -ELBO = rec + KL (beta = 1, no free bits) whatever the
+training objective. Bernoulli decoders are trained on dynamically binarized images and
+evaluated on a test set binarized once with a fixed seed, unless --binarize says otherwise.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import vae_numpy
+from vae_numpy import VAEConfig, decode, encode, init_params, reconstruct, sample
+from vae_numpy.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.optim import OPTIMIZERS
+from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
+                                plot_reconstructions, plot_samples)
+from vae_numpy.train import format_record, init_output_bias, train
+
+# --- hyperparameters (defaults of the flags) --------------------------------------------------
+DATA = "synthetic"
+EPOCHS = 50
+BATCH_SIZE = 128
+LR = 1e-3
+LATENT = 20
+HIDDEN = "400"
+ACTIVATION = "relu"
+LIKELIHOOD = "bernoulli"
+BETA = 1.0
+SEED = 0
+DTYPE = "float32"
+OPTIMIZER = "adam"
+MOMENTUM = 0.9              # SGD only
+N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, unless --n-train)
+N_TEST_SYNTHETIC = 2000
+OUT_DIR = "runs/train_mnist"
+# --quick: a smoke run of a few seconds
+QUICK = dict(epochs=5, n_train=3000, n_test=500, hidden="128")
+# figures
+N_RECONSTRUCTIONS = 20      # test images shown above their reconstructions
+N_SAMPLES = 100             # 10 x 10 grid of prior samples
+N_LATENT_POINTS = 5000      # test posterior means in latent.png
+MANIFOLD_N = 20             # 20 x 20 decoded grid when --latent 2
+FIGURE_SEED = 0             # seed of the prior samples in samples.png
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=DATA, help="'synthetic' or a path to IDX dir / .npz / .npy")
+    p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--lr", type=float, default=LR)
+    p.add_argument("--latent", type=int, default=LATENT, help="latent dimensions J")
+    p.add_argument("--hidden", default=HIDDEN,
+                   help="encoder hidden widths, e.g. 400 or 512,256 (decoder mirrored)")
+    p.add_argument("--activation", default=ACTIVATION)
+    p.add_argument("--likelihood", default=LIKELIHOOD,
+                   choices=["bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli"])
+    p.add_argument("--binarize", choices=["none", "static", "dynamic"], default=None,
+                   help="default: dynamic for bernoulli, none otherwise")
+    p.add_argument("--beta", type=float, default=BETA, help="KL weight of the objective")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--dtype", choices=["float32", "float64"], default=DTYPE)
+    p.add_argument("--out-dir", default=OUT_DIR)
+    p.add_argument("--quick", action="store_true",
+                   help=f"a few seconds: defaults {QUICK} unless given")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=OPTIMIZER)
+    p.add_argument("--momentum", type=float, default=MOMENTUM, help="SGD only")
+    p.add_argument("--kl-warmup", type=float, default=0.0,
+                   help="epochs over which beta ramps linearly from 0 to --beta")
+    p.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dimension")
+    p.add_argument("--clip-norm", type=float, default=None, help="cap on the gradient norm")
+    p.add_argument("--init-output-bias", action="store_true",
+                   help="start the decoder's output bias at the logit of the data mean")
+    p.add_argument("--n-train", type=int, default=None, help="use the first N training images")
+    p.add_argument("--n-test", type=int, default=None, help="use the first N test images")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out-dir>/checkpoint.npz for --epochs more epochs "
+                        "(architecture, data and training flags come from the checkpoint)")
+    args = p.parse_args(argv)
+    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
+        p.set_defaults(**QUICK)
+        args = p.parse_args(argv)
+    if args.binarize is None:
+        args.binarize = "dynamic" if args.likelihood == "bernoulli" else "none"
+    if args.data == "synthetic":   # record the sizes used, so the data can be drawn again
+        args.n_train = args.n_train or N_TRAIN_SYNTHETIC
+        args.n_test = args.n_test or N_TEST_SYNTHETIC
+    return args
+
+
+def hidden_widths(text):
+    try:
+        return tuple(int(w) for w in str(text).split(",") if w.strip())
+    except ValueError:
+        raise SystemExit(f"--hidden must be comma-separated integers like 400 or 512,256, "
+                         f"got {text!r}") from None
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_data(args):
+    n_train, n_test = args.n_train, args.n_test
+    log(f"loading {args.data} ...")
+    kw = dict(n_train=n_train, n_test=n_test, seed=args.seed) if args.data == "synthetic" else {}
+    data = load_dataset(args.data, dtype=np.dtype(args.dtype), **kw)
+    x_train, x_test = data.x_train[:n_train], data.x_test[:n_test]
+    y_test = None if data.y_test is None else data.y_test[:n_test]
+    if args.binarize != "none":
+        x_test = binarize_test_set(x_test)
+    log(f"data: {len(x_train)} train, {len(x_test)} test images of {data.image_shape}")
+    return x_train, x_test, y_test, data.image_shape
+
+
+def build(args, x_train, rng):
+    enc = hidden_widths(args.hidden)
+    cfg = VAEConfig(input_dim=x_train.shape[1], latent_dim=args.latent, encoder_hidden=enc,
+                    decoder_hidden=enc[::-1], activation=args.activation,
+                    likelihood=args.likelihood, beta=args.beta, dtype=args.dtype)
+    params = init_params(cfg, rng)
+    if args.init_output_bias:
+        init_output_bias(params, x_train, cfg)
+    if args.optimizer == "adam":
+        optimizer = OPTIMIZERS["adam"](lr=args.lr)
+    else:
+        optimizer = OPTIMIZERS["sgd"](lr=args.lr, momentum=args.momentum)
+    return cfg, params, optimizer, optimizer.init(params), []
+
+
+def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
+    log("writing figures ...")
+    files = []
+    n = N_RECONSTRUCTIONS
+    files.append(plot_reconstructions(x_test[:n], reconstruct(params, x_test[:n], cfg),
+                                      image_shape, os.path.join(out_dir, "reconstructions.png")))
+    samples = sample(params, N_SAMPLES, cfg, np.random.default_rng(FIGURE_SEED))
+    files.append(plot_samples(samples, image_shape, os.path.join(out_dir, "samples.png")))
+    files.append(plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png")))
+    mu, _ = encode(params, x_test[:N_LATENT_POINTS], cfg)
+    labels = None if y_test is None else y_test[:N_LATENT_POINTS]
+    files.append(plot_latent(mu, labels, os.path.join(out_dir, "latent.png")))
+    if cfg.latent_dim == 2:
+        z = manifold_latents(MANIFOLD_N).astype(cfg.dtype)
+        files.append(plot_manifold(decode(params, z, cfg), image_shape,
+                                   os.path.join(out_dir, "manifold.png"), MANIFOLD_N))
+    return [os.path.basename(f) for f in files]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    ckpt_path = os.path.join(args.out_dir, "checkpoint.npz")
+    if args.resume:
+        ckpt = load_checkpoint(ckpt_path)
+        saved = ckpt.extra["args"]
+        for k in ("data", "batch_size", "binarize", "n_train", "n_test", "seed", "dtype",
+                  "kl_warmup", "free_bits", "clip_norm"):
+            setattr(args, k, saved[k])
+        cfg, params, optimizer = ckpt.config, ckpt.params, ckpt.optimizer
+        opt_state, rng, history = ckpt.optimizer_state, ckpt.rng, ckpt.history
+        log(f"resuming {ckpt_path} after epoch {len(history)}")
+    x_train, x_test, y_test, image_shape = load_data(args)
+    if not args.resume:
+        rng = np.random.default_rng(args.seed)
+        cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
+    extra = {"args": vars(args), "command": ["demos/train_mnist.py"] + list(argv or sys.argv[1:]),
+             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
+    log(f"model: {cfg.to_json()}")
+
+    def save(record, params, opt_state):
+        save_checkpoint(ckpt_path, params, cfg, opt_state, rng, history, extra, optimizer)
+
+    t0 = time.perf_counter()
+    train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
+          rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
+          binarize=args.binarize, kl_warmup_epochs=args.kl_warmup, free_bits=args.free_bits,
+          clip_norm=args.clip_norm, callback=save)
+    if args.epochs == 0 or not os.path.exists(ckpt_path):
+        save(None, params, opt_state)
+    figures = write_figures(params, cfg, history, x_test, y_test, image_shape, args.out_dir)
+    metrics = {"vae_numpy_version": vae_numpy.__version__, "config": cfg.to_dict(),
+               "optimizer": {"name": type(optimizer).__name__.lower(), **vars(optimizer)}, **extra,
+               "units": "nats per example; neg_elbo = rec + kl", "history": history,
+               "final": history[-1] if history else None,
+               "wall_seconds": time.perf_counter() - t0,
+               "files": ["metrics.json", "checkpoint.npz"] + figures}
+    with atomic_write(os.path.join(args.out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    if history:
+        print("final: " + format_record(history[-1]))
+    print(f"wrote {', '.join(metrics['files'])} to {args.out_dir}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
