@@ -29,7 +29,6 @@ import tracemalloc
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, loss_and_grads
-from vae_numpy.checkpoint import atomic_write
 from vae_numpy.optim import Adam
 
 # --- settings (defaults of the flags) -------------------------------------------------------
@@ -210,8 +209,10 @@ def main(argv=None):
                           "threads": args.threads, "repeats": args.repeats,
                           "steps": args.steps},
                "environment": env, "results": results}
-        with atomic_write(args.json, mode="w") as f:
+        tmp = args.json + ".tmp"  # write, then rename: never a half-written file
+        with open(tmp, "w") as f:
             json.dump(out, f, indent=2)
+        os.replace(tmp, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_numpy import VAEConfig
-from vae_numpy.checkpoint import atomic_write
-from vae_numpy.crosscheck import compare, fixture_params, make_fixture, write_fixture
+from vae_numpy.crosscheck import (compare, fixture_params, make_fixture, write_fixture,
+                                  write_report)
 
 # --- hyperparameters (defaults of the flags) -------------------------------------------------
 INPUT_DIM = 784      # 28 x 28 images, as pytorch/examples/vae
@@ -177,8 +177,7 @@ def main(argv=None):
 
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
-        with atomic_write(os.path.join(args.out_dir, "report.txt"), mode="w") as f:
-            f.write(str(report) + "\n")
+        write_report(os.path.join(args.out_dir, "report.txt"), report)
         write_fixture(os.path.join(args.out_dir, "fixture.npz"), fixture)
         print(f"\nwrote {args.out_dir}/report.txt and fixture.npz", file=sys.stderr)
     return 0 if report.passed else 1

@@ -331,3 +331,10 @@ def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
 
 def test_tolerance_table_is_complete():
     assert set(crosscheck.TOLERANCES) == {"float64", "float32"}
+
+
+def test_write_report(tmp_path, fixture):
+    report = compare(fixture, own_values(fixture))
+    path = crosscheck.write_report(tmp_path / "report.txt", report)
+    assert open(path).read() == str(report) + "\n"
+    assert os.listdir(tmp_path) == ["report.txt"]

@@ -166,20 +166,25 @@ def validate_fixture(fixture):
                              f"expected {shape} for its config")
 
 
-def write_fixture(path, fixture):
-    r"""Write a fixture to ``path`` (an ``.npz``) atomically: a temp file, then os.replace."""
-    validate_fixture(fixture)
+def _write_atomic(path, write):
+    r"""Call ``write(f)`` on a temp file next to ``path``, then os.replace it onto ``path``."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fixture-", suffix=".npz.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **fixture)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
     return path
+
+
+def write_fixture(path, fixture):
+    r"""Write a fixture to ``path`` (an ``.npz``) atomically: a temp file, then os.replace."""
+    validate_fixture(fixture)
+    return _write_atomic(path, lambda f: np.savez(f, **fixture))
 
 
 def read_fixture(path):
@@ -435,6 +440,11 @@ def diagnose(fixture, flat, report):
                                       / (B if reduction == "mean" else 1), tol):
             out.append(f"rec and kl agree but the loss ignores beta = {cfg.beta}")
     return out
+
+
+def write_report(path, report):
+    r"""Write ``str(report)`` and a newline to a text file, atomically."""
+    return _write_atomic(path, lambda f: f.write((str(report) + "\n").encode()))
 
 
 def compare_files(fixture_path, candidate_path, pytorch_layout=False, dtype=None,
