@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch", reason="demos/check_pytorch.py needs torch (pip install torch==2.13.0)")
+pytest.importorskip("torch",
+                    reason="demos/check_pytorch.py needs torch (pip install torch==2.13.0)")
 pytestmark = pytest.mark.torch
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "check_pytorch.py"
