@@ -30,7 +30,10 @@ def df_exp(z):
 
 
 def exact_exp_grads(mu, logvar):
-    """E_q[exp(a z_j)] = exp(a mu_j + a**2 var_j / 2): d/dmu = a E_j, d/dlogvar = E_j a**2 var_j / 2."""
+    """E_j = E_q[exp(a z_j)] = exp(a mu_j + a**2 var_j / 2).
+
+    d/dmu_j = a E_j,  d/dlogvar_j = E_j a**2 var_j / 2 (d var / d logvar = var).
+    """
     var = np.exp(logvar)
     e = np.exp(A * mu + 0.5 * A**2 * var)
     return A * e, 0.5 * A**2 * var * e

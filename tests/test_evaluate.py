@@ -173,7 +173,8 @@ def test_log_weights_of_a_bernoulli_mlp(rng):
     x = (rng.random((4, 12)) < 0.4).astype(np.float64)
     eps = rng.standard_normal((6, 4, 3))
     h = np.tanh(x @ params["enc.0.W"] + params["enc.0.b"])
-    mu, logvar = h @ params["enc.mu.W"] + params["enc.mu.b"], h @ params["enc.logvar.W"] + params["enc.logvar.b"]
+    mu = h @ params["enc.mu.W"] + params["enc.mu.b"]
+    logvar = h @ params["enc.logvar.W"] + params["enc.logvar.b"]
     z = mu + np.exp(logvar / 2) * eps
     p = expit(np.tanh(z @ params["dec.0.W"] + params["dec.0.b"]) @ params["dec.out.W"]
               + params["dec.out.b"])

@@ -160,3 +160,64 @@ def variance_as_std_sample(mu, logvar, eps):
     this bug. The correct sampler is :func:`vae_numpy.gaussian.reparameterize_forward`.
     """
     return mu + np.exp(logvar) * eps
+
+
+def running_mean_and_stderr(samples, counts):
+    r"""Mean and standard error of the first n samples, for each n in counts.
+
+    ``mean_n = (1/n) sum_{s<n} samples_s``, ``se_n = std_n(ddof=1) / sqrt(n)`` (nan for n = 1).
+
+    Parameters
+    ----------
+    samples : (S,) array; counts : increasing ints <= S
+
+    Returns
+    -------
+    means, ses : (len(counts),) float64 arrays
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    means = np.array([samples[:n].mean() for n in counts])
+    ses = np.array([samples[:n].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan for n in counts])
+    return means, ses
+
+
+def gradient_variance_study(f, df, mu, logvar, sample_counts, n_replicates, rng,
+                            n_baseline_samples=100):
+    r"""Pathwise against score-function estimates of ``d E_q[f(z)] / d(mu, logvar)``.
+
+    Draws ``n_replicates * max(sample_counts)`` single-sample estimates of each estimator
+    from the same noise, and reports their means (with standard errors) and the variance of
+    the S-sample average for every S in sample_counts (:func:`variance_of_mean`, summed over
+    the latent components). The third estimator is REINFORCE with the baseline
+    ``b = mean f(z)`` over ``n_baseline_samples`` independent draws (drawn first from rng).
+
+    Parameters
+    ----------
+    f, df : the integrand and its gradient (z (S, 1, J) -> (S, 1), (S, 1, J))
+    mu, logvar : (1, J) the distribution q
+    sample_counts : increasing sample counts S
+    n_replicates : R, groups used to measure each variance
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    dict: ``sample_counts``; for each estimator name in ("pathwise", "score",
+    "score_baseline"): ``{"mean_mu", "se_mu", "mean_logvar", "se_logvar"}`` ((J,) arrays) and
+    ``{"var_mu", "var_logvar"}`` ((len(sample_counts),) arrays); and ``baseline``.
+    """
+    J = mu.shape[1]
+    std = std_from_logvar(logvar)
+    baseline = float(f(mu + std * rng.standard_normal((n_baseline_samples, 1, J))).mean())
+    eps = rng.standard_normal((n_replicates * max(sample_counts), 1, J))  # (S, 1, J)
+    estimates = {"pathwise": pathwise_gradient(df, mu, logvar, eps),
+                 "score": score_function_gradient(f, mu, logvar, eps),
+                 "score_baseline": score_function_gradient(f, mu, logvar, eps, baseline)}
+    result = {"sample_counts": list(sample_counts), "baseline": baseline}
+    for name, (dmu, dlogvar) in estimates.items():
+        stats = {}
+        for label, a in (("mu", dmu[:, 0]), ("logvar", dlogvar[:, 0])):
+            stats["mean_" + label] = a.mean(axis=0)
+            stats["se_" + label] = a.std(axis=0, ddof=1) / np.sqrt(len(a))
+            stats["var_" + label] = np.array([variance_of_mean(a, n).sum() for n in sample_counts])
+        result[name] = stats
+    return result

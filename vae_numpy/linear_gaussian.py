@@ -30,7 +30,7 @@ importance-weighted bound and log p(x) can all be compared with exact numbers.
 import numpy as np
 import scipy.linalg
 
-from .gaussian import LOG_2PI
+from .gaussian import LOG_2PI, kl_standard_normal
 from .model import VAEConfig
 
 
@@ -153,7 +153,8 @@ def expected_log_likelihood(x, mu, logvar, W, b, sigma):
 
     With ``r = x - mu @ W - b``: ``E_q |x - z @ W - b|**2 = |r|**2 + sum_j exp(logvar_j) |W_j|**2``
     (W_j the j-th row), so
-    ``E_q[log p(x|z)] = -D (log sigma + 0.5 log(2 pi)) - (|r|**2 + sum_j var_j |W_j|**2) / (2 sigma**2)``.
+    ``E_q[log p(x|z)] = -D (log sigma + 0.5 log(2 pi))
+    - (|r|**2 + sum_j var_j |W_j|**2) / (2 sigma**2)``.
 
     Returns
     -------
@@ -225,3 +226,69 @@ def posterior_encoder(W, b, sigma):
     M = posterior_precision(W, sigma)
     E = W.T @ np.linalg.inv(M) / sigma**2
     return E, -b @ E, -np.log(np.diag(M))
+
+
+def compare_bounds(params, x, W, b, sigma, ks, rng, n_elbo_samples=100, progress=False):
+    r"""log p(x), the ELBO, IW_K for several K, and KL(q || p(z|x)), per example.
+
+    The evidence behind the ELBO's derivation: per example,
+    ``log p(x) - ELBO = KL(q(z|x) || p(z|x))`` exactly, and ``ELBO <= E[IW_K] <= log p(x)``.
+    The params must be a linear-Gaussian VAE with decoder (W, b) (see :func:`vae_params`).
+
+    Parameters
+    ----------
+    params : vae_numpy params; x : (N, D); W, b, sigma : the decoder
+    ks : sample counts K for the importance-weighted bound
+    rng : numpy.random.Generator, used for the ELBO (first) then each IW_K in order of ks
+    n_elbo_samples : z samples per example for the Monte Carlo ELBO
+
+    Returns
+    -------
+    dict of (N,) arrays: ``log_px`` (exact), ``elbo`` (Monte Carlo), ``elbo_exact`` (closed
+    form), ``kl_to_posterior`` (closed form), and ``iw`` = {K: (N,) IW_K estimates}.
+    """
+    from . import evaluate  # local: evaluate does not depend on this module
+    cfg = linear_gaussian_config(x.shape[1], W.shape[0], sigma, dtype=str(x.dtype))
+    mu, logvar = evaluate.encode_all(params, x, cfg)
+    mean, cov = posterior(x, W, b, sigma)
+    return {
+        "log_px": log_marginal(x, W, b, sigma),
+        "elbo": evaluate.elbo(params, x, cfg, rng, n_samples=n_elbo_samples),
+        "elbo_exact": (expected_log_likelihood(x, mu, logvar, W, b, sigma)
+                       - kl_standard_normal(mu, logvar)),
+        "kl_to_posterior": kl_diag_to_full(mu, logvar, mean, cov),
+        "iw": {int(k): evaluate.iw_log_likelihood(params, x, cfg, k, rng, progress=progress)
+               for k in ks},
+    }
+
+
+def summarize_bounds(bounds):
+    r"""Means over examples, with paired standard errors, of each bound minus log p(x).
+
+    Parameters
+    ----------
+    bounds : the dict of :func:`compare_bounds`
+
+    Returns
+    -------
+    dict of floats and lists: ``log_px`` (mean), ``elbo_gap`` / ``elbo_gap_se``
+    (mean and SE of ``log p(x) - ELBO``), ``kl`` / ``kl_se`` (closed-form
+    KL(q || p(z|x))), ``gap_minus_kl`` / ``gap_minus_kl_se`` (paired), ``elbo_exact_gap``,
+    ``ks``, ``iw_gap`` / ``iw_gap_se`` (lists over K of
+    ``log p(x) - IW_K``), ``iw`` (list of mean IW_K), ``elbo`` (mean ELBO).
+    """
+    def mean_se(a):
+        return float(np.mean(a)), float(np.std(a, ddof=1) / np.sqrt(len(a)))
+
+    log_px = bounds["log_px"]
+    ks = sorted(bounds["iw"])
+    out = {"log_px": float(log_px.mean()), "elbo": float(bounds["elbo"].mean()), "ks": ks,
+           "iw": [float(bounds["iw"][k].mean()) for k in ks]}
+    out["elbo_gap"], out["elbo_gap_se"] = mean_se(log_px - bounds["elbo"])
+    out["elbo_exact_gap"] = float(np.mean(log_px - bounds["elbo_exact"]))
+    out["kl"], out["kl_se"] = mean_se(bounds["kl_to_posterior"])
+    out["gap_minus_kl"], out["gap_minus_kl_se"] = mean_se(
+        log_px - bounds["elbo"] - bounds["kl_to_posterior"])
+    gaps = [mean_se(log_px - bounds["iw"][k]) for k in ks]
+    out["iw_gap"], out["iw_gap_se"] = [g[0] for g in gaps], [g[1] for g in gaps]
+    return out
