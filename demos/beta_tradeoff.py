@@ -1,0 +1,132 @@
+r"""Why the loss has two terms: the same VAE trained with beta from 0 to 8, and with KL only.
+
+The objective is ``rec + beta * KL``. Theory predicts, and this demo shows:
+
+- beta = 0 (an autoencoder with noise): rec is smallest and KL large; the codes spread
+  anywhere, so z ~ N(0, I) lands where the decoder has never been: bad samples.
+- beta = 1: the ELBO; reconstructions and samples both reasonable.
+- large beta: KL is pushed towards 0, dimensions switch off (fewer active units), and
+  reconstructions blur towards the mean image: the model pays for information about x.
+- KL only (rec switched off, ``rec_weight = 0``): q(z|x) = N(0, I) for every x, KL -> 0, no
+  active units, and the decoder, which gets no gradient, stays at its initialization (its
+  output bias is set to the logit of the data mean, so it draws the mean image).
+
+Writes rate_distortion.png (distortion against rate, one point per setting), settings.png (for
+each setting a row of reconstructions and a row of prior samples), beta_tradeoff.json, and
+prints rate, distortion, -ELBO, IW estimate, active units and KL per setting.
+
+    python demos/beta_tradeoff.py --out-dir out/beta_tradeoff
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+from vae_numpy import VAEConfig, init_params, reconstruct, sample
+from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.diagnostic_plots import plot_rate_distortion, plot_setting_rows
+from vae_numpy.evaluate import evaluate_model
+from vae_numpy.optim import Adam
+from vae_numpy.train import init_output_bias, train
+
+# --- hyperparameters ----------------------------------------------------------------------------
+BETAS = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0)
+KL_ONLY = True               # also train with the reconstruction term switched off
+N_TRAIN, N_TEST = 10_000, 1000
+LATENT_DIM, HIDDEN = 16, (256,)
+EPOCHS, BATCH_SIZE, LR = 20, 128, 1e-3
+DTYPE = "float32"
+K_IW = 100                   # importance samples for the IW estimate of -log p(x)
+N_SHOW = 10                  # images per row in the figure
+QUICK = dict(N_TRAIN=1500, N_TEST=200, LATENT_DIM=8, HIDDEN=(64,), EPOCHS=3, K_IW=10)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", default="out/beta_tradeoff")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    return parser.parse_args(argv)
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def supports_rec_weight():
+    r"""Whether VAEConfig has the ``rec_weight`` field the KL-only run needs."""
+    return "rec_weight" in {f.name for f in dataclasses.fields(VAEConfig)}
+
+
+def settings():
+    r"""(label, beta, rec_weight) of every run."""
+    runs = [(f"beta={b:g}", b, 1.0) for b in BETAS]
+    if KL_ONLY and supports_rec_weight():
+        runs.append(("KL only", 1.0, 0.0))
+    elif KL_ONLY:
+        log("skipping the KL-only run: this vae_numpy's VAEConfig has no rec_weight field")
+    return runs
+
+
+def train_one(label, beta, rec_weight, data, hp, seed):
+    r"""Train one setting from the same initialization and seed; return params and config."""
+    cfg = VAEConfig(input_dim=data.x_train.shape[1], latent_dim=hp["LATENT_DIM"],
+                    encoder_hidden=hp["HIDDEN"], decoder_hidden=hp["HIDDEN"], beta=beta,
+                    dtype=DTYPE)
+    if rec_weight != 1.0:
+        cfg = dataclasses.replace(cfg, rec_weight=rec_weight)
+    params = init_params(cfg, np.random.default_rng(seed))
+    init_output_bias(params, data.x_train, cfg)
+    log(f"--- {label}")
+    train(params, cfg, data.x_train, optimizer=Adam(LR), rng=np.random.default_rng(seed + 1),
+          epochs=hp["EPOCHS"], batch_size=BATCH_SIZE, binarize="dynamic")
+    return params, cfg
+
+
+def print_table(rows):
+    print(f"{'setting':>10} {'rate (KL)':>10} {'distortion':>11} {'-ELBO':>9} {'-IW_K':>9} "
+          f"{'active':>7} {'MI':>6}")
+    for r in rows:
+        print(f"{r['label']:>10} {r['kl']:>10.2f} {r['rec']:>11.2f} {r['neg_elbo']:>9.2f} "
+              f"{r['iw_nll']:>9.2f} {r['active_units']:>7d} {r['mutual_information']:>6.2f}")
+    print("KL per latent dimension (nats), dimensions sorted by KL:")
+    for r in rows:
+        per_dim = sorted(r["kl_per_dimension"], reverse=True)
+        print(f"{r['label']:>10} " + " ".join(f"{v:5.2f}" for v in per_dim))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    hp = dict(N_TRAIN=N_TRAIN, N_TEST=N_TEST, LATENT_DIM=LATENT_DIM, HIDDEN=HIDDEN,
+              EPOCHS=EPOCHS, K_IW=K_IW)
+    if args.quick:
+        hp.update(QUICK)
+    os.makedirs(args.out_dir, exist_ok=True)
+    data = load_dataset("synthetic", dtype=np.dtype(DTYPE), n_train=hp["N_TRAIN"],
+                        n_test=hp["N_TEST"], seed=args.seed)
+    x_test = binarize_test_set(data.x_test)
+    rows, figure_rows = [], [("data", x_test[:N_SHOW], None)]
+    for label, beta, rec_weight in settings():
+        params, cfg = train_one(label, beta, rec_weight, data, hp, args.seed)
+        result = evaluate_model(params, x_test, cfg, k=hp["K_IW"],
+                                rng=np.random.default_rng(args.seed), progress=False)
+        result.update(label=label, beta=beta, rec_weight=rec_weight)
+        rows.append(result)
+        figure_rows.append((label, reconstruct(params, x_test[:N_SHOW], cfg),
+                            sample(params, N_SHOW, cfg, np.random.default_rng(args.seed))))
+    print_table(rows)
+    plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
+                         [r["rec"] for r in rows],
+                         os.path.join(args.out_dir, "rate_distortion.png"))
+    plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"))
+    with open(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
+        json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
+                                       for k, v in hp.items()}, "settings": rows}, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+r"""Evaluate a trained VAE: importance-weighted -log p(x), -ELBO, rate/distortion, diagnostics.
+
+Loads a checkpoint written by demos/train_mnist.py, takes the first N test images of the data,
+binarized exactly as the model's test set was (the fixed-seed binarize_test_set, for models
+trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimension.png:
+
+    iw_nll       -IW_K, the importance-weighted estimate of -log p(x) (Burda et al. 2015), nats
+    neg_elbo     -ELBO = rec + kl with one z per example, nats
+    rec, kl      distortion and rate
+    active_units dimensions with Var_x(E_q[z_j]) > 0.01
+    mutual_information  the estimate of I(x; z) under q (at most log N)
+
+    python demos/evaluate.py out/mnist/checkpoint.npz --data mnist.npz --k 1000 --n 2000 \
+        --out-dir out/mnist_eval
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from vae_numpy.checkpoint import atomic_write, load_checkpoint
+from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.diagnostic_plots import plot_kl_per_dimension
+from vae_numpy.evaluate import evaluate_model
+
+# --- hyperparameters ----------------------------------------------------------------------------
+K = 1000            # importance samples per example
+N = 2000            # first N test images
+BATCH_SIZE = 100    # examples per chunk of the IW estimate
+CHUNK_SIZE = 50     # importance samples per chunk: memory ~ CHUNK_SIZE x BATCH_SIZE x D floats
+QUICK = dict(k=20, n=100)
+# The synthetic test-set size demos/train_mnist.py uses when its --n-test is not given; the
+# synthetic digits depend on the size drawn, so the same size must be drawn here.
+N_TEST_SYNTHETIC = 2000
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="checkpoint.npz written by demos/train_mnist.py")
+    parser.add_argument("--data", default=None,
+                        help="the data the model was trained on (path or 'synthetic'); "
+                             "default: the one recorded in the checkpoint")
+    parser.add_argument("--k", type=int, default=K, help="importance samples per example")
+    parser.add_argument("--n", type=int, default=N, help="evaluate the first N test images")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    parser.add_argument("--bits-per-dim", action="store_true", help="also report bits/dim")
+    parser.add_argument("--out-dir", default="out/evaluate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="K = 20 on 100 images")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.k, args.n = min(args.k, QUICK["k"]), min(args.n, QUICK["n"])
+    return args
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def test_images(ckpt, data_arg, n):
+    r"""The first n test images of the data the checkpoint was trained on, binarized like its
+    test set: binarize_test_set (fixed seed) unless it was trained with binarize = none."""
+    train_args = ckpt.extra.get("args", {})
+    source = data_arg or train_args.get("data")
+    if source is None:
+        raise SystemExit("the checkpoint does not record its data; pass --data PATH")
+    kw = {}
+    if source == "synthetic":
+        # the test digits come from their own seed: n_train does not change them
+        kw = dict(n_train=1, n_test=train_args.get("n_test") or N_TEST_SYNTHETIC,
+                  seed=train_args.get("seed", 0))
+    data = load_dataset(source, dtype=np.dtype(ckpt.config.dtype), **kw)
+    default = "dynamic" if ckpt.config.likelihood == "bernoulli" else "none"
+    binarize = train_args.get("binarize", default)
+    x = data.x_test
+    if binarize != "none":
+        x = binarize_test_set(x)  # whole test set, then slice: rows don't depend on n
+    if n > len(x):
+        raise SystemExit(f"--n {n} but the test set has only {len(x)} images")
+    return x[:n], source, binarize
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    ckpt = load_checkpoint(args.checkpoint)
+    x, source, binarize = test_images(ckpt, args.data, args.n)
+    log(f"model {ckpt.config.to_json()}")
+    log(f"data {source}: first {len(x)} test images, binarize={binarize}; K = {args.k}")
+    result = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
+                            rng=np.random.default_rng(args.seed),
+                            want_bits_per_dim=args.bits_per_dim,
+                            batch_size=args.batch_size, chunk_size=args.chunk_size)
+    result.update(checkpoint=str(args.checkpoint), data=str(source), binarize=binarize,
+                  seed=args.seed, config=ckpt.config.to_dict())
+    with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
+        json.dump(result, f, indent=1)
+    plot_kl_per_dimension(result["kl_per_dimension"], result["posterior_mean_variance"],
+                          result["active_unit_threshold"],
+                          os.path.join(args.out_dir, "kl_per_dimension.png"))
+    print(f"-log p(x) ~ -IW_{args.k} = {result['iw_nll']:.3f} +- {result['iw_nll_se']:.3f} nats "
+          f"(N = {len(x)})")
+    print(f"-ELBO = {result['neg_elbo']:.3f} +- {result['neg_elbo_se']:.3f} = rec "
+          f"{result['rec']:.3f} + kl {result['kl']:.3f}")
+    print(f"active units {result['active_units']}/{ckpt.config.latent_dim}, mutual information "
+          f"{result['mutual_information']:.3f} nats (ceiling log N = "
+          f"{result['mutual_information_max']:.3f})")
+    print(f"{result['seconds']:.1f} s ({result['seconds_iw']:.1f} s for IW_{args.k})")
+    return result
+
+
+if __name__ == "__main__":
+    main()
