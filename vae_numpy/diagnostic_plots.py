@@ -139,8 +139,9 @@ def plot_kl_per_dimension(kl_per_dim, variances, threshold, path, title=None):
     ax = fig.add_subplot()
     ax.bar(np.arange(J)[active], kl_per_dim[active], color="C0",
            label=f"active ({active.sum()}): Var_x(mu_j) > {threshold}")
-    ax.bar(np.arange(J)[~active], kl_per_dim[~active], color="0.6",
-           label=f"inactive ({(~active).sum()})")
+    if not active.all():
+        ax.bar(np.arange(J)[~active], kl_per_dim[~active], color="0.6",
+               label=f"inactive ({(~active).sum()})")
     ax.set_xticks(np.arange(J))
     ax.set_xlabel("latent dimension j")
     ax.set_ylabel("mean KL(q(z_j|x) || N(0, 1)), nats")
