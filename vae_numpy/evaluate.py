@@ -26,7 +26,8 @@ import time
 import numpy as np
 from scipy.special import logsumexp
 
-from .gaussian import LOG_2PI, log_normal_diag, log_standard_normal, std_from_logvar
+from .gaussian import (LOG_2PI, kl_per_dimension as kl_per_dimension_per_example,
+                       log_normal_diag, log_standard_normal, std_from_logvar)
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
 
@@ -237,12 +238,13 @@ def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=100
 def kl_per_dimension(params, x, cfg, batch_size=1000):
     r"""KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the data. (J,) float64.
 
-    ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``; the sum over j is the
-    mean KL (the rate).
+    ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``
+    (:func:`vae_numpy.gaussian.kl_per_dimension` per example, then the mean over the N
+    examples, in float64); the sum over j is the mean KL (the rate).
     """
     mu, logvar = encode_all(params, x, cfg, batch_size)
-    mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)
-    return np.mean(0.5 * (mu * mu + np.exp(logvar) - 1 - logvar), axis=0)
+    per_example = kl_per_dimension_per_example(mu.astype(np.float64), logvar.astype(np.float64))
+    return per_example.mean(axis=0)  # (J,)
 
 
 def mutual_information(params, x, cfg, rng, batch_size=200):
