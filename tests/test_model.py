@@ -265,3 +265,20 @@ def test_bad_reduction_and_config_values(small):
         vn.VAEConfig(input_dim=4, dtype="float16")
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         vn.init_params(cfg, 0)
+
+
+def test_rec_weight_scales_the_reconstruction_term_and_its_gradient():
+    cfg, params, x, eps = case_away_from_kinks("bernoulli", "tanh", (5,))
+    cfg = vn.VAEConfig(**{**cfg.to_dict(), "rec_weight": 0.4})
+    loss, grads, terms = vn.loss_and_grads(params, x, eps, cfg)
+    assert loss == (0.4 * terms["rec"] + BETA * terms["kl"]).mean()
+    errors = check_params(lambda: vn.loss_and_grads(params, x, eps, cfg)[0], params, grads)
+    assert not failures(errors), failures(errors)
+
+
+def test_kl_only_objective_gives_the_decoder_no_gradient():
+    cfg, params, x, eps = make_case("bernoulli", "relu", (5,))
+    cfg = vn.VAEConfig(**{**cfg.to_dict(), "rec_weight": 0.0})
+    _, grads, _ = vn.loss_and_grads(params, x, eps, cfg)
+    assert all(not grads[k].any() for k in grads if k.startswith("dec."))
+    assert grads["enc.mu.W"].any()

@@ -36,9 +36,11 @@ class VAEConfig:
     encoder_hidden, decoder_hidden : widths of the hidden layers, any number (may be empty).
     activation : one of relu, leaky_relu, tanh, sigmoid, softplus, identity.
     likelihood : bernoulli, gaussian, gaussian_learned or continuous_bernoulli.
-    beta : weight of the KL term, loss = rec + beta * kl (beta = 1 is the ELBO).
+    beta : weight of the KL term, loss = rec_weight * rec + beta * kl (beta = 1 is the ELBO).
     sigma : the fixed standard deviation of the ``gaussian`` likelihood (unused otherwise).
     dtype : float64 (reference precision) or float32 (fast path) of the parameters.
+    rec_weight : weight of the reconstruction term (1, the default, is the ELBO; 0 switches
+        reconstruction off, a KL-only objective used to show what the KL alone does).
     """
     input_dim: int
     latent_dim: int = 20
@@ -49,6 +51,7 @@ class VAEConfig:
     beta: float = 1.0
     sigma: float = 1.0
     dtype: str = "float64"
+    rec_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("encoder_hidden", "decoder_hidden"):
@@ -63,6 +66,8 @@ class VAEConfig:
                                  f"got {getattr(self, name)!r}")
         activation_pair(self.activation)
         get_likelihood(self.likelihood)
+        if not self.rec_weight >= 0:
+            raise ValueError(f"VAEConfig.rec_weight must be >= 0, got {self.rec_weight!r}")
         if not self.beta >= 0:
             raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta!r}")
         if not self.sigma > 0:
@@ -272,6 +277,7 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     ``kl_b = KL(q(z|x_b) || N(0, I))`` summed over J, ``z_b = mu_b + exp(logvar_b / 2) * eps_b``,
     and reduce = mean over the batch (default) or sum (what pytorch/examples does).
     With beta = 1 this is a one-sample estimate of -ELBO, an upper bound on -log p(x).
+    ``cfg.rec_weight`` (default 1) multiplies rec: 0 gives the KL-only objective.
 
     Parameters
     ----------
@@ -306,11 +312,11 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
         active = free_bits_mask(mu, logvar, free_bits)  # (J,)
         kl_objective = np.where(active, kl_per_dimension(mu, logvar), dtype.type(free_bits))
         kl_objective = kl_objective.sum(axis=-1)
-    loss = reduce_batch(rec + cfg.beta * kl_objective, reduction)
+    loss = reduce_batch(cfg.rec_weight * rec + cfg.beta * kl_objective, reduction)
 
     grads = {}
     dper = reduction_weights(x.shape[0], reduction, dtype)
-    douts = likelihood.nll_backward(dper, x, outs, cfg.sigma)
+    douts = likelihood.nll_backward(cfg.rec_weight * dper, x, outs, cfg.sigma)
     dz = decoder_backward(douts, dec_cache, cfg, grads)
     dmu, dlogvar = reparameterize_backward(dz, rep_cache)
     dmu_kl, dlogvar_kl = kl_standard_normal_backward(cfg.beta * dper, mu, logvar)
