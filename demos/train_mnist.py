@@ -57,33 +57,48 @@ QUICK = dict(epochs=5, n_train=3000, n_test=500, hidden="128")
 # figures
 N_RECONSTRUCTIONS = 20      # test images shown above their reconstructions
 N_SAMPLES = 100             # 10 x 10 grid of prior samples
-N_LATENT_POINTS = 5000      # test posterior means in latent.png
+N_LATENT_POINTS = 3000      # test posterior means in latent.png
 MANIFOLD_N = 20             # 20 x 20 decoded grid when --latent 2
 FIGURE_SEED = 0             # seed of the prior samples in samples.png
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    r"""Shows "(default: ...)" except for flags whose default None is explained in the help."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_HelpFormatter)
     p.add_argument("--data", default=DATA, help="'synthetic' or a path to IDX dir / .npz / .npy")
-    p.add_argument("--epochs", type=int, default=EPOCHS)
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--lr", type=float, default=LR)
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size B")
+    p.add_argument("--lr", type=float, default=LR, help="learning rate")
     p.add_argument("--latent", type=int, default=LATENT, help="latent dimensions J")
     p.add_argument("--hidden", default=HIDDEN,
                    help="encoder hidden widths, e.g. 400 or 512,256 (decoder mirrored)")
-    p.add_argument("--activation", default=ACTIVATION)
+    p.add_argument("--activation", default=ACTIVATION,
+                   help="relu, leaky_relu, tanh, sigmoid, softplus or identity")
     p.add_argument("--likelihood", default=LIKELIHOOD,
-                   choices=["bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli"])
+                   choices=["bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli"],
+                   help="decoder distribution p(x|z)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], default=None,
-                   help="default: dynamic for bernoulli, none otherwise")
+                   help="binarization of the training images; unless none, the test images "
+                        "are binarized once with a fixed seed (default: dynamic for "
+                        "bernoulli, none otherwise)")
     p.add_argument("--beta", type=float, default=BETA, help="KL weight of the objective")
-    p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--dtype", choices=["float32", "float64"], default=DTYPE)
-    p.add_argument("--out-dir", default=OUT_DIR)
+    p.add_argument("--seed", type=int, default=SEED,
+                   help="seeds the initialization, shuffling, binarization and noise (and "
+                        "the synthetic digits)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=DTYPE,
+                   help="float32 is the fast path, float64 the reference precision")
+    p.add_argument("--out-dir", default=OUT_DIR, help="where the files are written")
     p.add_argument("--quick", action="store_true",
                    help=f"a few seconds: defaults {QUICK} unless given")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=OPTIMIZER)
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=OPTIMIZER,
+                   help="adam (torch defaults) or sgd with --momentum")
     p.add_argument("--momentum", type=float, default=MOMENTUM, help="SGD only")
     p.add_argument("--kl-warmup", type=float, default=0.0,
                    help="epochs over which beta ramps linearly from 0 to --beta")
@@ -91,8 +106,11 @@ def parse_args(argv):
     p.add_argument("--clip-norm", type=float, default=None, help="cap on the gradient norm")
     p.add_argument("--init-output-bias", action="store_true",
                    help="start the decoder's output bias at the logit of the data mean")
-    p.add_argument("--n-train", type=int, default=None, help="use the first N training images")
-    p.add_argument("--n-test", type=int, default=None, help="use the first N test images")
+    p.add_argument("--n-train", type=int, default=None,
+                   help=f"use the first N training images (synthetic: {N_TRAIN_SYNTHETIC} "
+                        "drawn; files: all)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help=f"use the first N test images (synthetic: {N_TEST_SYNTHETIC}; files: all)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out-dir>/checkpoint.npz for --epochs more epochs "
                         "(architecture, data and training flags come from the checkpoint)")

@@ -193,7 +193,7 @@ def plot_loss_curves(history, path, title=None):
     return save_figure(fig, path)
 
 
-def plot_latent(mu, labels, path, title=None, max_points=5000):
+def plot_latent(mu, labels, path, title=None, max_points=3000):
     r"""Posterior means colored by label; the first two principal components when J > 2.
 
     Parameters
