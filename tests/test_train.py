@@ -282,3 +282,13 @@ def test_bad_data_are_clear_errors(digits):
         train(params, CFG, digits.x_train, x_test=digits.x_test[:, :10], **args)
     with pytest.raises(ValueError, match="x_train contains NaN"):
         train(params, CFG, np.full_like(digits.x_train, np.nan), **args)
+
+
+def test_rec_weight_enters_the_objective_not_the_reported_elbo(digits):
+    half = dataclasses.replace(CFG, rec_weight=0.5)
+    _, plain = run(digits, epochs=1, optimizer=Frozen())
+    _, weighted = run(digits, epochs=1, cfg=half, optimizer=Frozen())
+    assert weighted[0]["train_neg_elbo"] == plain[0]["train_neg_elbo"]
+    np.testing.assert_allclose(weighted[0]["train_objective"],
+                               0.5 * weighted[0]["train_rec"] + weighted[0]["train_kl"],
+                               rtol=SUM_ORDER_RTOL)

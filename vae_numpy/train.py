@@ -11,7 +11,8 @@ One step on a minibatch x (B, D), with every random draw taken from ``rng`` in t
 
     x   <- Bernoulli(x)                          (binarize="dynamic" only: (B, D) uniforms)
     eps ~ N(0, I)                                (B, J), drawn in the params' dtype
-    objective = mean_b(rec_b + beta_t * kl_b)    (kl_b with the free-bits floor if asked)
+    objective = mean_b(w * rec_b + beta_t * kl_b)   (w = cfg.rec_weight, 1 for the ELBO;
+                                                 kl_b with the free-bits floor if asked)
     params <- optimizer step on d objective / d params (after clipping the global norm)
 
 ``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
@@ -289,14 +290,14 @@ def _run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size, bina
         # beta_t * kl_objective; with beta_t = 1 and no free bits exactly the kl sum above.
         sums["kl_weighted"] += beta_t * float(np.sum(terms["kl_objective"], dtype=np.float64))
         seen = min(n, (i + 1) * batch_size)
+        objective = (cfg.rec_weight * sums["rec"] + sums["kl_weighted"]) / seen
         elapsed = time.perf_counter() - t0
-        progress.update(f"{label}  batch {i + 1}/{n_batches}  "
-                        f"objective {(sums['rec'] + sums['kl_weighted']) / seen:.2f}  "
+        progress.update(f"{label}  batch {i + 1}/{n_batches}  objective {objective:.2f}  "
                         f"{(i + 1) / elapsed:.1f} batches/s")
     record = {"steps": step, "beta": beta_t,
               "train_rec": sums["rec"] / n, "train_kl": sums["kl"] / n,
               "train_neg_elbo": (sums["rec"] + sums["kl"]) / n,
-              "train_objective": (sums["rec"] + sums["kl_weighted"]) / n,
+              "train_objective": (cfg.rec_weight * sums["rec"] + sums["kl_weighted"]) / n,
               "seconds": time.perf_counter() - t0}
     if clip_norm is not None:
         record["grad_norm_mean"] = sums["grad_norm"] / n_batches
@@ -352,8 +353,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_tes
     history : list of dicts, one per epoch, nats per example:
         ``epoch`` (1-based), ``steps`` (optimizer steps so far), ``beta`` (the last beta_t),
         ``train_rec``, ``train_kl``, ``train_neg_elbo`` (= rec + kl), ``train_objective``
-        (the optimized loss: rec + beta_t * kl with free bits), ``seconds`` (training time of
-        the epoch); with x_test: ``test_rec``, ``test_kl``, ``test_neg_elbo``,
+        (the optimized loss: rec_weight * rec + beta_t * kl, with free bits), ``seconds``
+        (training time of the epoch); with x_test: ``test_rec``, ``test_kl``, ``test_neg_elbo``,
         ``eval_seconds``; with clip_norm: ``grad_norm_mean`` and ``clipped_fraction``.
     """
     if not isinstance(rng, np.random.Generator):
