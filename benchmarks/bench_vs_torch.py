@@ -29,6 +29,7 @@ import tracemalloc
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, loss_and_grads
+from vae_numpy.atomic import atomic_write
 from vae_numpy.optim import Adam
 
 # --- settings (defaults of the flags) -------------------------------------------------------
@@ -209,10 +210,8 @@ def main(argv=None):
                           "threads": args.threads, "repeats": args.repeats,
                           "steps": args.steps},
                "environment": env, "results": results}
-        tmp = args.json + ".tmp"  # write, then rename: never a half-written file
-        with open(tmp, "w") as f:
+        with atomic_write(args.json, "w") as f:
             json.dump(out, f, indent=2)
-        os.replace(tmp, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

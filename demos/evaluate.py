@@ -20,7 +20,8 @@ import sys
 
 import numpy as np
 
-from vae_numpy.checkpoint import atomic_write, load_checkpoint
+from vae_numpy.atomic import atomic_write
+from vae_numpy.checkpoint import load_checkpoint
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.diagnostic_plots import plot_kl_per_dimension
 from vae_numpy.evaluate import evaluate_model

@@ -28,7 +28,8 @@ import numpy as np
 
 import vae_numpy
 from vae_numpy import VAEConfig, decode, encode, init_params, reconstruct, sample
-from vae_numpy.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from vae_numpy.atomic import atomic_write
+from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.optim import OPTIMIZERS
 from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,

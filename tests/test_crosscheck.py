@@ -325,7 +325,7 @@ def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
         assert "loss" in report.failing
         # the verdict names the tensor first among the forward values, and so does the diagnosis
         verdict = str(report).splitlines()[-1]
-        assert verdict.startswith(f"FAIL: ") and verdict.split(": ")[2].startswith(tensor)
+        assert verdict.startswith("FAIL: ") and verdict.split(": ")[2].startswith(tensor)
         assert len(report.diagnoses) == 1 and report.diagnoses[0].startswith(tensor)
 
 

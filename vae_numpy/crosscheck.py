@@ -34,11 +34,11 @@ would flag entries that are zero up to round-off, where any two implementations 
 """
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import atomic_write
 from .gradcheck import rel_error
 from .model import VAEConfig, encode, init_params, loss_and_grads, param_shapes, REDUCTIONS
 
@@ -166,25 +166,12 @@ def validate_fixture(fixture):
                              f"expected {shape} for its config")
 
 
-def _write_atomic(path, write):
-    r"""Call ``write(f)`` on a temp file next to ``path``, then os.replace it onto ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
 def write_fixture(path, fixture):
     r"""Write a fixture to ``path`` (an ``.npz``) atomically: a temp file, then os.replace."""
     validate_fixture(fixture)
-    return _write_atomic(path, lambda f: np.savez(f, **fixture))
+    with atomic_write(path) as f:
+        np.savez(f, **fixture)
+    return os.fspath(path)
 
 
 def read_fixture(path):
@@ -444,7 +431,9 @@ def diagnose(fixture, flat, report):
 
 def write_report(path, report):
     r"""Write ``str(report)`` and a newline to a text file, atomically."""
-    return _write_atomic(path, lambda f: f.write((str(report) + "\n").encode()))
+    with atomic_write(path, "w") as f:
+        f.write(str(report) + "\n")
+    return os.fspath(path)
 
 
 def compare_files(fixture_path, candidate_path, pytorch_layout=False, dtype=None,

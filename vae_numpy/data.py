@@ -24,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
-import os
-import secrets
 import struct
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from .atomic import atomic_write
 
 __all__ = [
     "Dataset", "make_dataset", "read_idx", "write_idx", "load_npz", "load_npy", "load_dataset",
@@ -155,22 +155,9 @@ def write_idx(path, array):
     payload = header + array.astype(IDX_DTYPES[code]).tobytes()
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    _write_atomic(path, payload)
+    with atomic_write(path) as f:
+        f.write(payload)
     return path
-
-
-def _write_atomic(path, payload):
-    r"""Write ``payload`` to a temporary sibling of ``path``, then rename it onto ``path``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ----------------------------------------------------------------------------- npz / npy

@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 
 # Dots per inch of the saved PNGs: sharp enough to see strokes, small files (< 200 KB).
 DPI = 100
