@@ -7,7 +7,7 @@ import pytest
 
 import vae_numpy as vn
 from vae_numpy import model
-from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, failures
+from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, check_vjp, failures
 from vae_numpy.likelihoods import LIKELIHOODS
 
 D, J, B = 6, 3, 4  # small, so the finite-difference loop over every parameter is quick
@@ -282,3 +282,21 @@ def test_kl_only_objective_gives_the_decoder_no_gradient():
     _, grads, _ = vn.loss_and_grads(params, x, eps, cfg)
     assert all(not grads[k].any() for k in grads if k.startswith("dec."))
     assert grads["enc.mu.W"].any()
+
+
+@pytest.mark.parametrize("hidden", [(), (5,), (5, 4)])
+def test_encoder_input_gradient_on_request(hidden):
+    """Training skips d/dx (the data needs none); with input_grad=True it is exact."""
+    cfg, params, x, _ = make_case("gaussian", "tanh", hidden)
+    dout = np.random.default_rng(5).standard_normal((2, B, J))  # upstream for (mu, logvar)
+    _, cache = model.encoder_forward(params, x, cfg)
+
+    def forward(x):
+        return np.stack(model.encoder_forward(params, x, cfg)[0])
+
+    def backward(d):
+        return model.encoder_backward(d[0], d[1], cache, cfg, {}, input_grad=True)
+
+    [error] = check_vjp(forward, [x], backward, dout)
+    assert error <= TOLERANCE_FLOAT64
+    assert model.encoder_backward(dout[0], dout[1], cache, cfg, {}) is None

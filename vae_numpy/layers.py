@@ -30,7 +30,7 @@ def dense_forward(x, W, b):
     return out, (x, W)
 
 
-def dense_backward(dout, cache):
+def dense_backward(dout, cache, input_grad=True):
     r"""Backward of ``out = x @ W + b``.
 
     Local derivatives: d out / d x = W.T, d out / d W = x.T, d out / d b = 1 (summed over B).
@@ -38,13 +38,16 @@ def dense_backward(dout, cache):
     Parameters
     ----------
     dout : (B, O) array, upstream gradient d loss / d out.
+    input_grad : False skips dx (returned as None): the data needs no gradient, and for
+        the first encoder layer dx is a (B, O) x (O, I) product, a sixth of a training step.
 
     Returns
     -------
-    dx : (B, I), dW : (I, O), db : (O,)
+    dx : (B, I) or None, dW : (I, O), db : (O,)
     """
     x, W = cache
-    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+    dx = dout @ W.T if input_grad else None
+    return dx, x.T @ dout, dout.sum(axis=0)
 
 
 # --- activations: forward(a) -> (h, cache), backward(dh, cache) -> da ---------------------

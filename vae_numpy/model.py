@@ -196,13 +196,15 @@ def mlp_forward(h, params, prefix, n_layers, activation):
     return h, caches
 
 
-def mlp_backward(dh, caches, prefix, activation, grads):
-    r"""Backward of :func:`mlp_forward`; writes ``grads[prefix.i.W/b]``, returns d input."""
+def mlp_backward(dh, caches, prefix, activation, grads, input_grad=True):
+    r"""Backward of :func:`mlp_forward`; writes ``grads[prefix.i.W/b]``, returns d input
+    (None with ``input_grad=False``, which skips the first layer's input gradient)."""
     act_backward = activation_pair(activation)[1]
     for i in reversed(range(len(caches))):
         dense_cache, act_cache = caches[i]
         da = act_backward(dh, act_cache)
-        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(da, dense_cache)
+        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(
+            da, dense_cache, input_grad=input_grad or i > 0)
     return dh
 
 
@@ -214,12 +216,21 @@ def encoder_forward(params, x, cfg):
     return (mu, logvar), (hidden, mu_cache, logvar_cache)
 
 
-def encoder_backward(dmu, dlogvar, cache, cfg, grads):
-    r"""Backward of :func:`encoder_forward`; writes the ``enc.*`` grads, returns dx (B, D)."""
+def encoder_backward(dmu, dlogvar, cache, cfg, grads, input_grad=False):
+    r"""Backward of :func:`encoder_forward`; writes the ``enc.*`` grads.
+
+    Returns dx (B, D) with ``input_grad=True``; by default None, since the data x needs no
+    gradient in training and skipping it saves the largest matrix product of the backward.
+    """
     hidden, mu_cache, logvar_cache = cache
-    dh_mu, grads["enc.mu.W"], grads["enc.mu.b"] = dense_backward(dmu, mu_cache)
-    dh_lv, grads["enc.logvar.W"], grads["enc.logvar.b"] = dense_backward(dlogvar, logvar_cache)
-    return mlp_backward(dh_mu + dh_lv, hidden, "enc", cfg.activation, grads)
+    heads_input_grad = input_grad or len(hidden) > 0
+    dh_mu, grads["enc.mu.W"], grads["enc.mu.b"] = dense_backward(
+        dmu, mu_cache, input_grad=heads_input_grad)
+    dh_lv, grads["enc.logvar.W"], grads["enc.logvar.b"] = dense_backward(
+        dlogvar, logvar_cache, input_grad=heads_input_grad)
+    if not heads_input_grad:
+        return None
+    return mlp_backward(dh_mu + dh_lv, hidden, "enc", cfg.activation, grads, input_grad)
 
 
 def decoder_forward(params, z, cfg):
