@@ -80,3 +80,10 @@ def test_activations_keep_float32(name):
 def test_unknown_activation_lists_choices():
     with pytest.raises(ValueError, match="choose one of"):
         layers.activation_pair("gelu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_softplus_equals_logaddexp(dtype):
+    a = np.concatenate([np.linspace(-60, 60, 2001), [-1e4, 1e4, 0.0]]).astype(dtype)
+    tol = 2 * np.finfo(dtype).eps  # both are within an ulp or so of the exact value
+    np.testing.assert_allclose(layers.softplus(a), np.logaddexp(0, a), rtol=tol, atol=0)

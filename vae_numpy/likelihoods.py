@@ -5,7 +5,7 @@ Shape letters: B batch, D data dimensions.
 Each ``*_nll`` returns ``rec_b = -log p(x_b | z_b)`` summed over the D data dimensions, in
 nats, shape (B,). Each ``*_nll_backward(dnll, ...)`` takes ``dnll`` of shape (B,) (d loss /
 d rec_b) and returns the gradients with respect to the decoder's unconstrained outputs.
-Everything is computed from logits or log-variances with softplus / logaddexp: no clipping.
+Everything is computed from logits or log-variances with a stable softplus: no clipping.
 """
 import math
 from collections import namedtuple
@@ -14,6 +14,7 @@ import numpy as np
 from scipy.special import expit
 
 from .gaussian import LOG_2PI
+from .layers import softplus
 
 # Below this |logit| the continuous-Bernoulli normalizer uses its Taylor series: the closed
 # form divides 0 by 0 at logit 0 and loses digits near it. The series' first omitted term is
@@ -22,11 +23,6 @@ CB_TAYLOR_BELOW = 1e-2
 
 
 # --- Bernoulli ------------------------------------------------------------------------------
-
-def softplus(a):
-    r"""``softplus(a) = log(1 + exp(a))``, finite for every finite a."""
-    return np.logaddexp(0, a)
-
 
 def bernoulli_nll(x, logits):
     r"""Bernoulli negative log-likelihood from logits (binary cross-entropy with logits).
