@@ -15,7 +15,7 @@ Writes rate_distortion.png (distortion against rate, one point per setting), set
 each setting a row of reconstructions and a row of prior samples), beta_tradeoff.json, and
 prints rate, distortion, -ELBO, IW estimate, active units and KL per setting.
 
-    python demos/beta_tradeoff.py --out-dir out/beta_tradeoff
+    python demos/beta_tradeoff.py --out-dir runs/beta_tradeoff
 """
 import argparse
 import dataclasses
@@ -46,7 +46,7 @@ QUICK = dict(N_TRAIN=1500, N_TEST=200, LATENT_DIM=8, HIDDEN=(64,), EPOCHS=3, K_I
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default="out/beta_tradeoff")
+    parser.add_argument("--out-dir", default="runs/beta_tradeoff")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     return parser.parse_args(argv)

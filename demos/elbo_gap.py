@@ -9,7 +9,7 @@ p(x) = N(b, W.T W + sigma**2 I) and a Gaussian posterior p(z|x), both in closed 
 
 and prints the numbers behind the figure ``elbo_gap.png``.
 
-    python demos/elbo_gap.py --out-dir out/elbo_gap
+    python demos/elbo_gap.py --out-dir runs/elbo_gap
 """
 import argparse
 import json
@@ -36,7 +36,7 @@ QUICK = dict(N_EXAMPLES=60, KS=(1, 10, 100), N_ELBO_SAMPLES=20)
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default="out/elbo_gap")
+    parser.add_argument("--out-dir", default="runs/elbo_gap")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     return parser.parse_args(argv)

@@ -10,8 +10,8 @@ trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimens
     active_units dimensions with Var_x(E_q[z_j]) > 0.01
     mutual_information  the estimate of I(x; z) under q (at most log N)
 
-    python demos/evaluate.py out/mnist/checkpoint.npz --data mnist.npz --k 1000 --n 2000 \
-        --out-dir out/mnist_eval
+    python demos/evaluate.py runs/mnist/checkpoint.npz --data mnist.npz --k 1000 --n 2000 \
+        --out-dir runs/mnist_eval
 """
 import argparse
 import json
@@ -48,7 +48,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     parser.add_argument("--bits-per-dim", action="store_true", help="also report bits/dim")
-    parser.add_argument("--out-dir", default="out/evaluate")
+    parser.add_argument("--out-dir", default="runs/evaluate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="K = 20 on 100 images")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ standard errors that shrink as 1/sqrt(S), if the sampler draws from q. A sampler
 the variance exp(logvar) as the standard deviation (a bug in a well-known NumPy VAE) draws
 from another distribution, and its estimate converges, just as confidently, to a wrong value.
 
-    python demos/kl_monte_carlo.py --out-dir out/kl_monte_carlo
+    python demos/kl_monte_carlo.py --out-dir runs/kl_monte_carlo
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ QUICK = dict(MAX_SAMPLES=2_000, N_POINTS=12)
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default="out/kl_monte_carlo")
+    parser.add_argument("--out-dir", default="runs/kl_monte_carlo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     return parser.parse_args(argv)

@@ -13,7 +13,7 @@ where the exact gradient is known in closed form, and q is its best diagonal Gau
 The figure shows the means against the exact gradient, and the variance of the S-sample
 average against S on log-log axes; the table prints the numbers.
 
-    python demos/reparam_vs_score.py --out-dir out/reparam_vs_score
+    python demos/reparam_vs_score.py --out-dir runs/reparam_vs_score
 """
 import argparse
 import json
@@ -35,7 +35,7 @@ QUICK = dict(SAMPLE_COUNTS=(1, 10, 100), N_REPLICATES=20)
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default="out/reparam_vs_score")
+    parser.add_argument("--out-dir", default="runs/reparam_vs_score")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     return parser.parse_args(argv)
