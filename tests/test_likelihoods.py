@@ -169,7 +169,8 @@ def test_likelihoods_keep_float32(name, rng):
     x = data_for(name, rng, (2, 5)).astype(np.float32)
     outs = [o.astype(np.float32) for o in outputs_for(name, rng, (2, 5))]
     assert lik.nll(x, outs, 1.0).dtype == np.float32
-    assert all(g.dtype == np.float32 for g in lik.nll_backward(np.ones(2, np.float32), x, outs, 1.0))
+    grads = lik.nll_backward(np.ones(2, np.float32), x, outs, 1.0)
+    assert all(g.dtype == np.float32 for g in grads)
     assert lik.mean(outs, 1.0).dtype == np.float32
 
 

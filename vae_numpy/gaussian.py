@@ -11,7 +11,7 @@ LOG_2PI = float(np.log(2 * np.pi))
 
 
 def std_from_logvar(logvar):
-    r"""Standard deviation ``std = exp(logvar / 2)`` from the log-variance ``logvar = log std**2``."""
+    r"""Standard deviation ``std = exp(logvar / 2)`` from ``logvar = log std**2``."""
     return np.exp(0.5 * logvar)
 
 

@@ -96,8 +96,8 @@ def check_params(loss_fn, params, grads, h=DEFAULT_STEP, keys=None):
     dict name -> rel_error.
     """
     if set(grads) != set(params):
-        raise ValueError(f"grads keys differ from params keys: missing "
-                         f"{sorted(set(params) - set(grads))}, extra {sorted(set(grads) - set(params))}")
+        missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
+        raise ValueError(f"grads keys differ from params keys: missing {missing}, extra {extra}")
     return {k: rel_error(grads[k], numerical_gradient(loss_fn, params[k], h))
             for k in (keys or params)}
 

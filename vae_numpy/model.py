@@ -117,7 +117,7 @@ def layer_shapes(cfg):
 
 
 def param_shapes(cfg):
-    r"""Ordered ``{name: shape}`` of every parameter: ``prefix.W`` (in, out), ``prefix.b`` (out,)."""
+    r"""Ordered ``{name: shape}``: ``<layer>.W`` of shape (in, out), ``<layer>.b`` of (out,)."""
     shapes = {}
     for prefix, (n_in, n_out) in layer_shapes(cfg).items():
         shapes[prefix + ".W"] = (n_in, n_out)
@@ -160,7 +160,8 @@ def params_dtype(params, cfg):
                          f"{extra}; build them with vae_numpy.init_params(cfg, rng)")
     dtypes = {np.asarray(v).dtype for v in params.values()}
     if len(dtypes) != 1 or next(iter(dtypes)).name not in DTYPES:
-        raise ValueError(f"params must all be float64 or all float32, found {sorted(map(str, dtypes))}")
+        raise ValueError("params must all be float64 or all float32, found "
+                         f"{sorted(map(str, dtypes))}")
     for name, shape in expected.items():
         if params[name].shape != shape:
             raise ValueError(f"params[{name!r}] has shape {params[name].shape}, expected {shape} "
