@@ -29,13 +29,13 @@ def test_every_flag_reaches_the_config(tmp_path):
     argv = ["fixture", "--out", str(path), "--input-dim", "7", "--encoder-hidden", "8,6",
             "--decoder-hidden", "", "--latent", "2", "--activation", "tanh",
             "--likelihood", "gaussian", "--sigma", "0.5", "--beta", "2.5",
-            "--reduction", "sum", "--batch", "3", "--seed", "11", "--dtype", "float32"]
+            "--rec-weight", "0.5", "--reduction", "sum", "--batch", "3", "--seed", "11", "--dtype", "float32"]
     assert main(argv) == 0
     fixture = read_fixture(path)
     cfg, reduction = fixture_config(fixture)
     assert cfg == VAEConfig(input_dim=7, latent_dim=2, encoder_hidden=(8, 6), decoder_hidden=(),
                             activation="tanh", likelihood="gaussian", beta=2.5, sigma=0.5,
-                            dtype="float32")
+                            rec_weight=0.5, dtype="float32")
     assert reduction == "sum"
     assert fixture["x"].shape == (3, 7) and fixture["x"].dtype == np.float32
     assert "param/enc.1.W" in fixture and "param/dec.0.W" not in fixture

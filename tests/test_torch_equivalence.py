@@ -39,6 +39,7 @@ configs = st.builds(
     likelihood=st.sampled_from(sorted(LIKELIHOODS)),
     beta=st.floats(0.0, 4.0),
     sigma=st.floats(0.2, 3.0),
+    rec_weight=st.just(1.0) | st.floats(0.0, 2.0),
 )
 
 

@@ -132,9 +132,9 @@ class TorchVAE(nn.Module):
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}")
 
     def loss(self, x, eps, reduction="mean"):
-        r"""``reduce_b(rec_b + beta * kl_b)`` and the terms (rec, kl, z)."""
+        r"""``reduce_b(rec_weight * rec_b + beta * kl_b)`` and the terms (rec, kl, z)."""
         rec, kl, z = self(x, eps)
-        per_example = rec + self.cfg.beta * kl
+        per_example = self.cfg.rec_weight * rec + self.cfg.beta * kl
         loss = per_example.mean() if reduction == "mean" else per_example.sum()
         return loss, rec, kl, z
 

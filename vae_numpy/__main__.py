@@ -44,6 +44,8 @@ def build_parser():
     fx.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
     fx.add_argument("--sigma", type=float, default=1.0, help="fixed std of 'gaussian'")
     fx.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
+    fx.add_argument("--rec-weight", type=float, default=1.0,
+                    help="reconstruction weight (default 1; 0 is the KL-only objective)")
     fx.add_argument("--reduction", choices=REDUCTIONS, default="mean",
                     help="over the batch (default mean; pytorch/examples uses sum)")
     fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
@@ -66,7 +68,7 @@ def run_fixture(args):
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
-                    sigma=args.sigma, dtype=args.dtype)
+                    sigma=args.sigma, rec_weight=args.rec_weight, dtype=args.dtype)
     fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)
     path = write_fixture(args.out, fixture)
     cfg, reduction = fixture_config(fixture)
