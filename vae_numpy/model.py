@@ -6,6 +6,7 @@ Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
     sampler:  z = mu + exp(logvar / 2) * eps,  eps (B, J) given by the caller
     decoder:  z (B, J) -> hidden layers -> outs (each (B, D)): logits, or mean [, logvar]
     loss   :  reduce_b(rec_b + beta * kl_b),  rec_b = -log p(x_b | z_b),  kl_b = KL(q || p)
+              (rec_b is weighted by cfg.rec_weight, 1 unless a KL-only run sets 0)
 
 Parameter names: ``enc.{i}.W``, ``enc.{i}.b``, ``dec.{i}.W``, ``dec.{i}.b`` for hidden layers,
 heads ``enc.mu.*``, ``enc.logvar.*``, ``dec.out.*`` and ``dec.out_logvar.*``
