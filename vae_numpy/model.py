@@ -175,8 +175,9 @@ def check_batch(name, a, dtype, width, batch=None):
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):
         want = f"({'B' if batch is None else batch}, {width})"
-        raise ValueError(f"{name} has shape {a.shape}, expected {want}; "
-                         f"reshape images to (N, H*W) with x.reshape(len(x), -1)")
+        hint = (f"; flatten images to (N, H*W) with {name}.reshape(len({name}), -1)"
+                if a.ndim > 2 else "")
+        raise ValueError(f"{name} has shape {a.shape}, expected {want}{hint}")
     if a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but the parameters are {dtype}; convert "
                         f"with {name}.astype(np.{dtype}) (vae_numpy never changes dtype silently)")
@@ -270,17 +271,46 @@ def reduction_weights(batch, reduction, dtype):
 
 
 def reduce_batch(per_example, reduction):
-    r"""``mean_b`` or ``sum_b`` of a (B,) array, as a Python-independent NumPy scalar."""
+    r"""``mean_b`` or ``sum_b`` of a (B,) array, as a NumPy scalar of its dtype."""
     return per_example.mean() if reduction == "mean" else per_example.sum()
 
 
-def free_bits_mask(mu, logvar, free_bits):
-    r"""Latent dimensions whose batch-mean KL exceeds ``free_bits`` nats: a (J,) bool mask.
+def free_bits_kl(mu, logvar, free_bits):
+    r"""The free-bits KL per example and the mask of dimensions above the floor.
 
     Free bits (Kingma et al. 2016): the objective's KL is ``sum_j max(free_bits, mean_b kl_bj)``,
-    so a dimension below the floor contributes the constant ``free_bits`` and gets no gradient.
+    written per example as ``kl_objective_b = sum_j (kl_bj if active_j else free_bits)`` with
+    ``active_j = mean_b kl_bj > free_bits``; a dimension below the floor contributes the
+    constant ``free_bits`` and gets no gradient.
+
+    Returns
+    -------
+    kl_objective : (B,) array; active : (J,) bool array.
     """
-    return kl_per_dimension(mu, logvar).mean(axis=0) > free_bits
+    kl_dims = kl_per_dimension(mu, logvar)  # (B, J)
+    active = kl_dims.mean(axis=0) > free_bits  # (J,)
+    floor = kl_dims.dtype.type(free_bits)
+    return np.where(active, kl_dims, floor).sum(axis=-1), active
+
+
+def forward(params, x, eps, cfg):
+    r"""The forward pass shared by :func:`loss_and_grads` and :func:`loss_terms`.
+
+    Checks the inputs, then encodes x (B, D), samples ``z = mu + exp(logvar / 2) * eps``
+    (B, J) and decodes it. Returns ``(terms, caches)``: terms ``rec`` (B,) summed over D,
+    ``kl`` (B,) summed over J, ``mu``, ``logvar``, ``z`` (B, J) and ``outs`` (the decoder's
+    unconstrained outputs); caches ``(enc_cache, rep_cache, dec_cache)`` for the backward.
+    """
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
+    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
+    z, rep_cache = reparameterize_forward(mu, logvar, eps)
+    outs, dec_cache = decoder_forward(params, z, cfg)
+    terms = {"rec": get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma),
+             "kl": kl_standard_normal(mu, logvar), "mu": mu, "logvar": logvar, "z": z,
+             "outs": outs}
+    return terms, (enc_cache, rep_cache, dec_cache)
 
 
 def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
@@ -300,57 +330,42 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     cfg : VAEConfig
     reduction : "mean" or "sum"
     free_bits : float >= 0, nats per latent dimension. 0 (default) is the plain objective.
-        Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_mask` (a training
-        device; ``terms["kl"]`` stays the true KL and ``terms["kl_objective"]`` is the one used).
+        Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
+        device; ``terms["kl"]`` stays the true KL).
 
     Returns
     -------
-    loss : scalar
+    loss : scalar, ``reduce(rec_weight * rec + beta * kl_objective)`` exactly; with the
+        defaults (rec_weight = 1, no free bits) that is ``reduce(rec + beta * kl)``.
     grads : dict with exactly the keys of params, d loss / d param.
-    terms : dict with per-example ``rec`` (B,), ``kl`` (B,), and ``mu``, ``logvar``, ``z``
-        (B, J); ``loss == reduce(rec + beta * kl)`` exactly.
+    terms : dict with per-example ``rec`` (B,), ``kl`` (B,), ``kl_objective`` (B,) (the KL
+        in the loss, equal to ``kl`` without free bits), and ``mu``, ``logvar``, ``z`` (B, J).
     """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
-    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
+    terms, (enc_cache, rep_cache, dec_cache) = forward(params, x, eps, cfg)
+    x, mu, logvar, outs = np.asarray(x), terms["mu"], terms["logvar"], terms.pop("outs")
     likelihood = get_likelihood(cfg.likelihood)
-
-    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
-    z, rep_cache = reparameterize_forward(mu, logvar, eps)
-    outs, dec_cache = decoder_forward(params, z, cfg)
-    rec = likelihood.nll(x, outs, cfg.sigma)
-    kl = kl_standard_normal(mu, logvar)
-    kl_objective = kl
+    kl_objective, active = terms["kl"], None
     if free_bits > 0:
-        active = free_bits_mask(mu, logvar, free_bits)  # (J,)
-        kl_objective = np.where(active, kl_per_dimension(mu, logvar), dtype.type(free_bits))
-        kl_objective = kl_objective.sum(axis=-1)
-    loss = reduce_batch(cfg.rec_weight * rec + cfg.beta * kl_objective, reduction)
+        kl_objective, active = free_bits_kl(mu, logvar, free_bits)
+    terms["kl_objective"] = kl_objective
+    loss = reduce_batch(cfg.rec_weight * terms["rec"] + cfg.beta * kl_objective, reduction)
 
     grads = {}
-    dper = reduction_weights(x.shape[0], reduction, dtype)
+    dper = reduction_weights(x.shape[0], reduction, mu.dtype)
     douts = likelihood.nll_backward(cfg.rec_weight * dper, x, outs, cfg.sigma)
     dz = decoder_backward(douts, dec_cache, cfg, grads)
     dmu, dlogvar = reparameterize_backward(dz, rep_cache)
     dmu_kl, dlogvar_kl = kl_standard_normal_backward(cfg.beta * dper, mu, logvar)
-    if free_bits > 0:
+    if active is not None:
         dmu_kl, dlogvar_kl = dmu_kl * active, dlogvar_kl * active
     encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_cache, cfg, grads)
-
-    terms = {"rec": rec, "kl": kl, "kl_objective": kl_objective,
-             "mu": mu, "logvar": logvar, "z": z}
     return loss, {k: grads[k] for k in params}, terms
 
 
 def loss_terms(params, x, eps, cfg):
     r"""Forward only: per-example ``rec`` (B,) and ``kl`` (B,) as in :func:`loss_and_grads`."""
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
-    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
-    (mu, logvar), _ = encoder_forward(params, x, cfg)
-    z, _ = reparameterize_forward(mu, logvar, eps)
-    outs, _ = decoder_forward(params, z, cfg)
-    return get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma), kl_standard_normal(mu, logvar)
+    terms, _ = forward(params, x, eps, cfg)
+    return terms["rec"], terms["kl"]
 
 
 # --- using a trained model ----------------------------------------------------------------
