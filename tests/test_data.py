@@ -176,6 +176,12 @@ def test_flat_image_shape_non_square_and_override(tmp_path):
         data.load_dataset(tmp_path / "flat.npy", image_shape=(2, 2))
 
 
+@pytest.mark.parametrize("x_test", [np.zeros((3, 3, 3)), np.zeros((3, 9))])
+def test_train_and_test_image_shapes_must_agree(x_test):
+    with pytest.raises(ValueError, match=r"x_train images are \(4, 4\).*x_test images are"):
+        data.make_dataset(np.zeros((4, 4, 4)), None, x_test, None)
+
+
 def test_load_dataset_float32_and_unknown_path():
     ds = data.load_dataset("synthetic", n_train=20, n_test=10, dtype=np.float32)
     assert ds.x_train.dtype == np.float32 and ds.x_train.shape == (20, 784)

@@ -365,10 +365,12 @@ class Dataset:
 
 def make_dataset(x_train, y_train, x_test, y_test, dtype=np.float64, image_shape=None):
     r"""Validate and convert raw arrays into a :class:`Dataset` (see :func:`to_unit_interval`)."""
+    test_is_images = np.ndim(x_test) != 2     # else flat: only its D must match x_train's
     x_train, shape = _images_to_flat(x_train, image_shape, "x_train")
-    x_test, test_shape = _images_to_flat(x_test, image_shape or shape, "x_test")
-    if test_shape != shape:
-        raise ValueError(f"x_train images are {shape} but x_test images are {test_shape}")
+    x_test, test_shape = _images_to_flat(x_test, image_shape, "x_test")
+    if x_test.shape[1] != x_train.shape[1] or (test_is_images and test_shape != shape):
+        raise ValueError(f"x_train images are {shape} (D = {x_train.shape[1]}) but x_test "
+                         f"images are {test_shape} (D = {x_test.shape[1]})")
     return Dataset(
         x_train=to_unit_interval(x_train, dtype, "x_train"),
         y_train=_labels_to_int64(y_train, x_train.shape[0], "y_train"),
