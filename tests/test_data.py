@@ -231,7 +231,8 @@ def test_static_binarization_mean_matches_x_within_standard_errors():
     assert b.dtype == x.dtype and set(np.unique(b)) <= {0.0, 1.0}
     se = np.sqrt(levels * (1 - levels) / x.shape[1])              # (4,)
     err = np.abs(b.mean(axis=1) - levels)
-    assert np.all(err < N_STANDARD_ERRORS * se), f"errors {err} vs 4 SE {4 * se}"
+    assert np.all(err < N_STANDARD_ERRORS * se), \
+        f"errors {err} vs {N_STANDARD_ERRORS} SE {N_STANDARD_ERRORS * se}"
 
 
 def test_static_binarization_deterministic_per_seed_and_keeps_dtype():
@@ -292,7 +293,7 @@ def test_synthetic_shape_range_labels(digits):
     assert np.all(images.reshape(2000, -1).max(axis=1) > 0.9)
 
 
-def test_synthetic_deterministic_per_seed(digits):
+def test_synthetic_deterministic_per_seed():
     images, labels = data.synthetic_digits(50, seed=0)
     again, labels_again = data.synthetic_digits(50, seed=0)
     np.testing.assert_array_equal(images, again)

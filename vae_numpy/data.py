@@ -693,7 +693,7 @@ def _digit_strokes(rng, template, n, image_size):
     r"""Sample points ``(n, P, 2)`` in pixel (x, y) coordinates and their ink weights ``(n, P)``.
 
     The longest side is scaled to 16-20 px of 28, and the ink's centre of mass is moved
-    to the image centre (+/- 0.5 px), as in MNIST.
+    to the image centre plus a normal offset of std 0.5 px, as in MNIST.
     """
     points, strokes = template
     ctrl = np.asarray(points, dtype=float)                            # (K, 2)
@@ -767,7 +767,7 @@ def synthetic_digits(n, seed=0, image_size=28):
     oval, 1 a bar with optional flag and base, 4 open or closed, 7 with or without a bar,
     8 two loops, ...). Every digit gets jittered control points, a random width, slant
     and rotation, a pen width and pressure; it is then scaled so its longest side is
-    16-20 px of 28 and centred by its centre of mass (+/- 0.5 px), as in MNIST, and the
+    16-20 px of 28 and centred by its centre of mass (offset std 0.5 px), as in MNIST, and the
     ink is rendered anti-aliased with an exactly-0 background.
 
     Parameters
