@@ -1,7 +1,7 @@
 r"""Figures of a trained VAE: reconstructions, samples, loss curves, latent space, 2-D manifold.
 
-Every function takes arrays and an output path and writes one PNG atomically (temporary file
-in the same directory, then ``os.replace``); nothing here trains or samples. matplotlib is
+Every ``plot_*`` function takes arrays and an output path and writes one PNG atomically
+(temporary file in the same directory, then ``os.replace``); nothing here trains or samples. matplotlib is
 imported inside the functions (its Agg backend, through ``matplotlib.figure.Figure``, without
 touching pyplot's global state), so ``import vae_numpy`` works without matplotlib.
 
@@ -39,14 +39,14 @@ def save_figure(fig, path, grayscale=False):
     have no color): the same picture in about a third of the bytes.
     """
     with atomic_write(path) as f:
-        if not grayscale:
+        if grayscale:
+            from PIL import Image   # a dependency of matplotlib
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+            buf.seek(0)
+            Image.open(buf).convert("L").save(f, format="png", optimize=True)
+        else:
             fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
-            return path
-        from PIL import Image   # a dependency of matplotlib
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-        buf.seek(0)
-        Image.open(buf).convert("L").save(f, format="png", optimize=True)
     return path
 
 
@@ -161,8 +161,9 @@ def plot_loss_curves(history, path, title=None):
     Parameters
     ----------
     history : list of per-epoch dicts as returned by :func:`vae_numpy.train.train` (keys
-        ``epoch``, ``train_rec``, ``train_kl``, ``train_neg_elbo``, optionally ``test_*``
-        and ``train_objective``).
+        ``epoch``, ``train_rec``, ``train_kl``, ``train_neg_elbo``, ``train_objective``, and
+        optionally ``test_rec``, ``test_kl``, ``test_neg_elbo``). The objective is drawn
+        dashed in the -ELBO panel when it differs from the -ELBO.
     path : output PNG.
     """
     if not history:
