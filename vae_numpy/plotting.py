@@ -1,9 +1,10 @@
 r"""Figures of a trained VAE: reconstructions, samples, loss curves, latent space, 2-D manifold.
 
 Every ``plot_*`` function takes arrays and an output path and writes one PNG atomically
-(temporary file in the same directory, then ``os.replace``); nothing here trains or samples. matplotlib is
-imported inside the functions (its Agg backend, through ``matplotlib.figure.Figure``, without
-touching pyplot's global state), so ``import vae_numpy`` works without matplotlib.
+(temporary file in the same directory, then ``os.replace``); nothing here trains or samples.
+matplotlib is imported inside the functions (its Agg backend, through
+``matplotlib.figure.Figure``, without touching pyplot's global state), so ``import vae_numpy``
+works without matplotlib.
 
 Shape letters: N images, D = H * W pixels, J latent dimensions.
 """
