@@ -23,7 +23,8 @@ estimate, and :func:`variance_of_mean` measures its variance from replicates.
 """
 import numpy as np
 
-from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
+from .gaussian import (log_normal_diag, log_standard_normal, reparameterize_backward,
+                       reparameterize_forward, std_from_logvar)
 from .likelihoods import get_likelihood
 from .model import decoder_backward, decoder_forward, params_dtype
 
@@ -31,7 +32,9 @@ from .model import decoder_backward, decoder_forward, params_dtype
 def pathwise_gradient(df, mu, logvar, eps):
     r"""Single-sample pathwise estimates of ``d E_q[f(z)] / d(mu, logvar)``.
 
-    ``dmu = f'(z)``, ``dlogvar = f'(z) * 0.5 * std * eps``, ``z = mu + std * eps``.
+    ``dmu = f'(z)``, ``dlogvar = f'(z) * 0.5 * std * eps``, ``z = mu + std * eps``: the
+    backward pass of the reparameterization the model trains with
+    (:func:`vae_numpy.gaussian.reparameterize_backward`), applied to dz = f'(z).
 
     Parameters
     ----------
@@ -43,9 +46,8 @@ def pathwise_gradient(df, mu, logvar, eps):
     -------
     dmu, dlogvar : (S, B, J) arrays, one estimate per sample.
     """
-    std = std_from_logvar(logvar)
-    dz = df(mu + std * eps)
-    return dz, dz * 0.5 * std * eps
+    z, cache = reparameterize_forward(mu, logvar, eps)  # (S, B, J)
+    return reparameterize_backward(df(z), cache)
 
 
 def score_function_gradient(f, mu, logvar, eps, baseline=0.0):
