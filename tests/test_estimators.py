@@ -63,7 +63,6 @@ def test_estimators_are_unbiased_for_exp(name, rng):
 
 
 def test_score_function_with_baseline_is_unbiased_and_less_noisy(rng):
-    eps = rng.standard_normal((N_SAMPLES, 1, 3))
     """An offset of 50 in f inflates REINFORCE's variance; a baseline near E[f] removes it."""
     eps = rng.standard_normal((N_SAMPLES, 1, 3))
     plain = est.score_function_gradient(lambda z: f_exp(z) + 50.0, MU, LOGVAR, eps)
