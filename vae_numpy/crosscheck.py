@@ -20,7 +20,8 @@ Fixture layout (keys of the dict and of the ``.npz`` file):
                   "vae_numpy_version"
     param/<name>  every parameter; W is (in, out), so PyTorch's nn.Linear.weight is W.T
     x (B, D), eps (B, J)
-    loss ()       reduce_b(rec_b + beta * kl_b), reduce = mean or sum over the batch
+    loss ()       reduce_b(rec_weight * rec_b + beta * kl_b), reduce = mean or sum over the
+                  batch (rec_weight = 1, the default, is the beta-weighted -ELBO)
     rec (B,), kl (B,), z (B, J)
     grad/<name>   d loss / d param, the same shapes as param/<name>
 

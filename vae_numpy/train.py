@@ -311,9 +311,10 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_tes
           stream=None, callback=None):
     r"""Train a VAE with minibatch gradient steps; returns the history (one dict per epoch).
 
-    Each step minimizes ``mean_b(rec_b + beta_t * kl_b)`` on a minibatch (see the module
-    docstring for the order of the random draws). ``params``, ``opt_state`` and ``history``
-    are updated in place; the epoch number continues from ``len(history)``.
+    Each step minimizes ``reduce_b(cfg.rec_weight * rec_b + beta_t * kl_b)`` on a minibatch,
+    reduce = ``reduction`` (see the module docstring for the order of the random draws).
+    ``params``, ``opt_state`` and ``history`` are updated in place; the epoch number continues
+    from ``len(history)``.
 
     Parameters
     ----------
