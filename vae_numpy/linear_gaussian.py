@@ -72,6 +72,18 @@ def marginal_covariance(W, sigma):
     return W.T @ W + sigma**2 * np.eye(W.shape[1])
 
 
+def _log_normal_full(r, cov):
+    r"""``log N(r; 0, cov)`` per row of r (B, n), with a Cholesky factor L of cov (n, n).
+
+    ``-0.5 * (n log(2 pi) + log det cov + r cov^-1 r^T)``, ``log det cov = 2 sum log diag(L)``.
+    Returns (B,).
+    """
+    L = scipy.linalg.cholesky(cov, lower=True)
+    v = scipy.linalg.solve_triangular(L, r.T, lower=True)  # (n, B), L v = r^T
+    log_det = 2 * np.sum(np.log(np.diag(L)))
+    return -0.5 * (r.shape[1] * LOG_2PI + log_det + np.sum(v * v, axis=0))
+
+
 def log_marginal(x, W, b, sigma):
     r"""Exact ``log p(x) = log N(x; b, W.T @ W + sigma**2 I)`` per example.
 
@@ -87,11 +99,7 @@ def log_marginal(x, W, b, sigma):
     -------
     (B,) array of log-densities in nats.
     """
-    C = marginal_covariance(W, sigma)
-    L = scipy.linalg.cholesky(C, lower=True)
-    r = scipy.linalg.solve_triangular(L, (x - b).T, lower=True)  # (D, B), L r = (x - b)^T
-    log_det = 2 * np.sum(np.log(np.diag(L)))
-    return -0.5 * (x.shape[1] * LOG_2PI + log_det + np.sum(r * r, axis=0))
+    return _log_normal_full(x - b, marginal_covariance(W, sigma))
 
 
 def posterior_precision(W, sigma):
@@ -118,10 +126,7 @@ def posterior(x, W, b, sigma):
 def log_posterior(z, x, W, b, sigma):
     r"""``log p(z|x) = log N(z; mean(x), cov)`` for z (B, J) and x (B, D). Returns (B,)."""
     mean, cov = posterior(x, W, b, sigma)
-    L = scipy.linalg.cholesky(cov, lower=True)
-    r = scipy.linalg.solve_triangular(L, (z - mean).T, lower=True)  # (J, B)
-    log_det = 2 * np.sum(np.log(np.diag(L)))
-    return -0.5 * (z.shape[1] * LOG_2PI + log_det + np.sum(r * r, axis=0))
+    return _log_normal_full(z - mean, cov)
 
 
 def kl_diag_to_full(mu, logvar, mean, cov):
