@@ -53,6 +53,8 @@ MOMENTUM = 0.9              # SGD only
 N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, unless --n-train)
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
+# Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
+RUN_FLAGS = ("epochs", "out_dir", "resume", "quick")
 # --quick: a smoke run of a few seconds
 QUICK = dict(epochs=5, n_train=3000, n_test=500, hidden="128")
 # figures
@@ -192,10 +194,7 @@ def main(argv=None):
     ckpt_path = os.path.join(args.out_dir, "checkpoint.npz")
     if args.resume:
         ckpt = load_checkpoint(ckpt_path)
-        saved = ckpt.extra["args"]
-        for k in ("data", "batch_size", "binarize", "n_train", "n_test", "seed", "dtype",
-                  "kl_warmup", "free_bits", "clip_norm"):
-            setattr(args, k, saved[k])
+        vars(args).update({k: v for k, v in ckpt.extra["args"].items() if k not in RUN_FLAGS})
         cfg, params, optimizer = ckpt.config, ckpt.params, ckpt.optimizer
         opt_state, rng, history = ckpt.optimizer_state, ckpt.rng, ckpt.history
         log(f"resuming {ckpt_path} after epoch {len(history)}")

@@ -56,9 +56,12 @@ def test_quick_run_writes_every_file(demo, tmp_path, capsys):
 def test_resume_continues_the_run(demo, tmp_path, capsys):
     out = str(tmp_path)
     demo.main(["--quick", "--epochs", "2", "--out-dir", out])
-    demo.main(["--quick", "--epochs", "1", "--resume", "--out-dir", out])
+    demo.main(["--epochs", "1", "--resume", "--out-dir", out])   # no --quick: all from the ckpt
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
+    assert metrics["n_train"] == demo.QUICK["n_train"]
+    assert metrics["config"]["encoder_hidden"] == [128]
+    assert metrics["args"]["hidden"] == demo.QUICK["hidden"]    # the record matches the model
     assert "manifold.png" not in os.listdir(tmp_path)            # J = 20: no manifold
 
 
