@@ -8,7 +8,7 @@ r"""Command line: ``python -m vae_numpy fixture ...`` and ``python -m vae_numpy 
 import argparse
 import sys
 
-from .crosscheck import compare_files, fixture_config, make_fixture, write_fixture
+from .crosscheck import compare_files, make_fixture, write_fixture
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
 from .model import DTYPES, REDUCTIONS, VAEConfig
@@ -71,8 +71,8 @@ def run_fixture(args):
                     sigma=args.sigma, rec_weight=args.rec_weight, dtype=args.dtype)
     fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)
     path = write_fixture(args.out, fixture)
-    cfg, reduction = fixture_config(fixture)
-    print(f"wrote {path}: {cfg}, reduction={reduction!r}, batch={args.batch}, seed={args.seed}")
+    print(f"wrote {path}: {cfg}, reduction={args.reduction!r}, batch={args.batch}, "
+          f"seed={args.seed}")
     print(f"  loss = {float(fixture['loss']):.17g}")
     for key, value in fixture.items():
         if key != "config":
