@@ -30,6 +30,7 @@ importance-weighted bound and log p(x) can all be compared with exact numbers.
 import numpy as np
 import scipy.linalg
 
+from . import evaluate
 from .gaussian import LOG_2PI, kl_standard_normal
 from .model import VAEConfig
 
@@ -252,7 +253,6 @@ def compare_bounds(params, x, W, b, sigma, ks, rng, n_elbo_samples=100, progress
     dict of (N,) arrays: ``log_px`` (exact), ``elbo`` (Monte Carlo), ``elbo_exact`` (closed
     form), ``kl_to_posterior`` (closed form), and ``iw`` = {K: (N,) IW_K estimates}.
     """
-    from . import evaluate  # local: evaluate does not depend on this module
     cfg = linear_gaussian_config(x.shape[1], W.shape[0], sigma, dtype=str(x.dtype))
     mu, logvar = evaluate.encode_all(params, x, cfg)
     mean, cov = posterior(x, W, b, sigma)
@@ -282,18 +282,15 @@ def summarize_bounds(bounds):
     ``ks``, ``iw_gap`` / ``iw_gap_se`` (lists over K of
     ``log p(x) - IW_K``), ``iw`` (list of mean IW_K), ``elbo`` (mean ELBO).
     """
-    def mean_se(a):
-        return float(np.mean(a)), float(np.std(a, ddof=1) / np.sqrt(len(a)))
-
     log_px = bounds["log_px"]
     ks = sorted(bounds["iw"])
     out = {"log_px": float(log_px.mean()), "elbo": float(bounds["elbo"].mean()), "ks": ks,
            "iw": [float(bounds["iw"][k].mean()) for k in ks]}
-    out["elbo_gap"], out["elbo_gap_se"] = mean_se(log_px - bounds["elbo"])
+    out["elbo_gap"], out["elbo_gap_se"] = evaluate.mean_and_stderr(log_px - bounds["elbo"])
     out["elbo_exact_gap"] = float(np.mean(log_px - bounds["elbo_exact"]))
-    out["kl"], out["kl_se"] = mean_se(bounds["kl_to_posterior"])
-    out["gap_minus_kl"], out["gap_minus_kl_se"] = mean_se(
+    out["kl"], out["kl_se"] = evaluate.mean_and_stderr(bounds["kl_to_posterior"])
+    out["gap_minus_kl"], out["gap_minus_kl_se"] = evaluate.mean_and_stderr(
         log_px - bounds["elbo"] - bounds["kl_to_posterior"])
-    gaps = [mean_se(log_px - bounds["iw"][k]) for k in ks]
+    gaps = [evaluate.mean_and_stderr(log_px - bounds["iw"][k]) for k in ks]
     out["iw_gap"], out["iw_gap_se"] = [g[0] for g in gaps], [g[1] for g in gaps]
     return out
