@@ -202,7 +202,8 @@ def main(argv=None):
     if not args.resume:
         rng = np.random.default_rng(args.seed)
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
-    extra = {"args": vars(args), "command": ["demos/train_mnist.py"] + list(argv or sys.argv[1:]),
+    command = ["demos/train_mnist.py"] + list(sys.argv[1:] if argv is None else argv)
+    extra = {"args": vars(args), "command": command,
              "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
     log(f"model: {cfg.to_json()}")
 
@@ -214,7 +215,7 @@ def main(argv=None):
           rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
           binarize=args.binarize, kl_warmup_epochs=args.kl_warmup, free_bits=args.free_bits,
           clip_norm=args.clip_norm, callback=save)
-    if args.epochs == 0 or not os.path.exists(ckpt_path):
+    if args.epochs == 0:   # otherwise the callback saved after every epoch
         save(None, params, opt_state)
     figures = write_figures(params, cfg, history, x_test, y_test, image_shape, args.out_dir)
     metrics = {"vae_numpy_version": vae_numpy.__version__, "config": cfg.to_dict(),
