@@ -90,15 +90,20 @@ def log_importance_weights(params, x, eps, cfg):
     return _log_weights(params, x, mu, logvar, eps, cfg)
 
 
+def _example_rng(seed, index):
+    r"""The generator of example number ``index``'s importance-sampling noise."""
+    return np.random.default_rng([seed, index])
+
+
 def example_noise(seed, index, n_samples, latent_dim, dtype):
     r"""The importance-sampling noise of example number ``index``: (S, J) from its own stream.
 
     Example n draws its K x J noise from ``numpy.random.default_rng([seed, n])``, in sample
     order; a generator draws the same numbers whether it is asked for K rows at once or in
     chunks, so an example's estimate depends only on (seed, n, K), not on chunk sizes.
+    :func:`iw_log_likelihood` draws from the same generators, chunk by chunk.
     """
-    return np.random.default_rng([seed, index]).standard_normal((n_samples, latent_dim),
-                                                                dtype=dtype)
+    return _example_rng(seed, index).standard_normal((n_samples, latent_dim), dtype=dtype)
 
 
 def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
@@ -147,7 +152,7 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     for start in range(0, N, batch_size):
         xb = x[start:start + batch_size]  # (B, D)
         mu, logvar = encode(params, xb, cfg)
-        generators = [np.random.default_rng([seed, n]) for n in range(start, start + len(xb))]
+        generators = [_example_rng(seed, n) for n in range(start, start + len(xb))]
         log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
         for s in range(0, k, chunk_size):
             S = min(chunk_size, k - s)
