@@ -310,13 +310,13 @@ def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
     cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,))
     fixture = make_fixture(cfg, batch=4, seed=0, reduction=reduction)
 
-    correct = compare(fixture, run_on_fixture(fixture, cfg, reduction, pytorch_layout=True),
+    correct = compare(fixture, run_on_fixture(fixture, pytorch_layout=True),
                       pytorch_layout=True, require_all=True)
     assert correct.passed, str(correct)
 
     forward_terms = {"z", "kl", "rec"}
     for bug, (tensor, failing_terms) in PLANTED.items():
-        cand = run_on_fixture(fixture, cfg, reduction, bug=bug, pytorch_layout=True)
+        cand = run_on_fixture(fixture, bug=bug, pytorch_layout=True)
         report = compare(fixture, cand, pytorch_layout=True, require_all=True)
         assert not report.passed, f"bug {bug} passed:\n{report}"
         # exactly the forward terms the bug touches fail, the others agree

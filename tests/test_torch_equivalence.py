@@ -53,7 +53,7 @@ def errors(fixture, candidate):
 
 def assert_equivalent(cfg, batch, seed, reduction):
     fixture = make_fixture(cfg, batch, seed, reduction)
-    candidate = run_on_fixture(fixture, cfg, reduction)
+    candidate = run_on_fixture(fixture)
     errs = errors(fixture, candidate)
     assert len(errs) == 4 + len([k for k in fixture if k.startswith("grad/")])
     bad = {k: f"{e:.1e}" for k, e in errs.items() if not e <= REL_TOL}
@@ -99,7 +99,7 @@ def test_comparison_can_fail():
     cfg = VAEConfig(input_dim=6, latent_dim=2, encoder_hidden=(4,), decoder_hidden=(4,))
     fixture = make_fixture(cfg, batch=3, seed=2)
     fixture["param/dec.out.b"] = fixture["param/dec.out.b"] + 1e-8  # torch sees this one
-    candidate = run_on_fixture(fixture, cfg, "mean")
+    candidate = run_on_fixture(fixture)
     assert errors(fixture, candidate)["rec"] > REL_TOL
 
 

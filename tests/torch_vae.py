@@ -1,9 +1,10 @@
 r"""An independent PyTorch VAE for the cross-framework tests (a test helper, not a test file).
 
 Written from the formulas with torch ops and autograd; it never calls vae_numpy's math. From
-vae_numpy it takes only what defines the test case: the VAEConfig (architecture, likelihood,
-beta, sigma) and the parameter arrays. Where torch has its own implementation of a term, that
-is used instead of the formula, to keep the two sides independent:
+vae_numpy it takes only what defines the test case, read from a fixture (vae_numpy.crosscheck):
+the VAEConfig (architecture, likelihood, beta, sigma, rec_weight), the batch reduction and the
+parameter arrays. Where torch has its own implementation of a term, that is used instead of the
+formula, to keep the two sides independent:
 
     rec (bernoulli)             F.binary_cross_entropy_with_logits(reduction="none").sum(-1)
     rec (gaussian)              -Normal(mean, sigma).log_prob(x).sum(-1)
@@ -22,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import ContinuousBernoulli, Normal, kl_divergence
+
+from vae_numpy.crosscheck import fixture_config, fixture_params
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -139,10 +142,12 @@ class TorchVAE(nn.Module):
         return loss, rec, kl, z
 
 
-def run_on_fixture(fixture, cfg, reduction, bug=None, pytorch_layout=False):
-    r"""Load a fixture into a TorchVAE, run forward and backward; return a candidate dict."""
-    params = {k[len("param/"):]: v for k, v in fixture.items() if k.startswith("param/")}
-    model = TorchVAE(cfg, bug=bug).load_vae_numpy(params)
+def run_on_fixture(fixture, bug=None, pytorch_layout=False):
+    r"""Load a fixture into a TorchVAE, run forward and backward; return a candidate dict.
+
+    The config, the batch reduction and the parameters are the fixture's own."""
+    cfg, reduction = fixture_config(fixture)
+    model = TorchVAE(cfg, bug=bug).load_vae_numpy(fixture_params(fixture))
     x, eps = torch.from_numpy(fixture["x"]), torch.from_numpy(fixture["eps"])
     loss, rec, kl, z = model.loss(x, eps, reduction)
     loss.backward()
