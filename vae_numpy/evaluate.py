@@ -26,7 +26,7 @@ import time
 import numpy as np
 from scipy.special import logsumexp
 
-from .gaussian import (LOG_2PI, kl_per_dimension as kl_per_dimension_per_example,
+from .gaussian import (kl_per_dimension as kl_per_dimension_per_example,
                        log_normal_diag, log_standard_normal, std_from_logvar)
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
@@ -51,7 +51,8 @@ def _progress(enabled, message, end=""):
 def _log_weights(params, x, mu, logvar, eps, cfg):
     r"""``log w = log p(x|z) + log p(z) - log q(z|x)`` for eps (S, B, J); returns (S, B).
 
-    ``log q(z|x)`` is evaluated as ``-0.5 * sum_j (log(2 pi) + logvar_j + eps_j**2)``, which is
+    ``log q(z|x)`` is evaluated from eps as ``log N(eps; 0, I) - 0.5 * sum_j logvar_j``
+    (= ``-0.5 * sum_j (log(2 pi) + logvar_j + eps_j**2)``), which is
     ``log N(z; mu, diag(exp(logvar)))`` at ``z = mu + std * eps`` because ``(z - mu) / std = eps``
     (exact, and free of the cancellation in ``z - mu`` when std is small).
     """
@@ -60,7 +61,7 @@ def _log_weights(params, x, mu, logvar, eps, cfg):
     outs = decoder_outputs(params, z.reshape(S * B, J), cfg)
     outs = tuple(o.reshape(S, B, -1) for o in outs)  # each (S, B, D)
     log_px_z = -get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma)  # (S, B)
-    log_q = -0.5 * np.sum(LOG_2PI + logvar + eps * eps, axis=-1)
+    log_q = log_standard_normal(eps) - 0.5 * np.sum(logvar, axis=-1)  # (S, B)
     return log_px_z + log_standard_normal(z) - log_q
 
 
