@@ -74,7 +74,8 @@ def main(argv=None):
     kw = dict(n_train=n_train, n_test=10) if args.data == "synthetic" else {}
     x_train = load_dataset(args.data, dtype=np.float64, **kw).x_train[:n_train]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    print(f"{len(x_train)} training images, batch {args.batch_size}, 784-{HIDDEN}-{LATENT}, "
+    print(f"{len(x_train)} training images, batch {args.batch_size}, "
+          f"{x_train.shape[1]}-{HIDDEN}-{LATENT}, "
           f"OPENBLAS_NUM_THREADS={threads}, numpy {np.__version__}, {platform.processor()}",
           file=sys.stderr)
     results = {"data": args.data, "n_train": len(x_train), "batch_size": args.batch_size,
