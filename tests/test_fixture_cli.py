@@ -29,7 +29,8 @@ def test_every_flag_reaches_the_config(tmp_path):
     argv = ["fixture", "--out", str(path), "--input-dim", "7", "--encoder-hidden", "8,6",
             "--decoder-hidden", "", "--latent", "2", "--activation", "tanh",
             "--likelihood", "gaussian", "--sigma", "0.5", "--beta", "2.5",
-            "--rec-weight", "0.5", "--reduction", "sum", "--batch", "3", "--seed", "11", "--dtype", "float32"]
+            "--rec-weight", "0.5", "--reduction", "sum", "--batch", "3", "--seed", "11",
+            "--dtype", "float32"]
     assert main(argv) == 0
     fixture = read_fixture(path)
     cfg, reduction = fixture_config(fixture)
