@@ -242,11 +242,12 @@ def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=100
 
 
 def kl_per_dimension(params, x, cfg, batch_size=1000):
-    r"""KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the data. (J,) float64.
+    r"""KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the data x. (J,) float64.
 
-    ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``
-    (:func:`vae_numpy.gaussian.kl_per_dimension` per example, then the mean over the N
-    examples, in float64); the sum over j is the mean KL (the rate).
+    ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``: the (B, J) array of
+    :func:`vae_numpy.gaussian.kl_per_dimension` (which takes mu, logvar, not a model) for the
+    encoded x, then the mean over the N examples, in float64; the sum over j is the mean KL
+    (the rate).
     """
     mu, logvar = encode_all(params, x, cfg, batch_size)
     per_example = kl_per_dimension_per_example(mu.astype(np.float64), logvar.astype(np.float64))
@@ -313,10 +314,11 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
     -------
     dict with, in nats per example: ``iw_nll`` (= mean of -IW_K, the estimate of -log p(x)) and
     ``iw_nll_se`` (its standard error over examples), ``neg_elbo``, ``neg_elbo_se``, ``rec``,
-    ``kl`` (rate and distortion: ``neg_elbo = rec + kl``); ``active_units``,
-    ``posterior_mean_variance`` and ``kl_per_dimension`` (lists of J), ``mutual_information``
-    and its ceiling ``mutual_information_max = log N``; ``k``, ``n``, ``seconds``,
-    ``seconds_iw``.
+    ``kl`` (rate and distortion: ``neg_elbo = rec + kl``); ``active_units`` (with
+    ``active_unit_threshold``), ``posterior_mean_variance`` and ``kl_per_dimension`` (lists of
+    J), ``mutual_information`` and its ceiling ``mutual_information_max = log N``; ``k``,
+    ``n``, ``n_elbo_samples``, ``seconds``, ``seconds_iw``; with want_bits_per_dim,
+    ``iw_bits_per_dim`` and ``neg_elbo_bits_per_dim``.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     t0 = time.perf_counter()
