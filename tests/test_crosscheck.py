@@ -271,12 +271,13 @@ def test_diagnoses_of_other_known_mistakes(fixture):
         assert report.failing == [key] and words in report.diagnoses[0]
 
 
-def test_diagnosis_of_a_loss_without_beta():
+@pytest.mark.parametrize("rec_weight", [1.0, 0.5])
+def test_diagnosis_of_a_loss_without_beta(rec_weight):
     cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,),
-                    beta=3.0)
+                    beta=3.0, rec_weight=rec_weight)
     fixture = make_fixture(cfg, batch=4, seed=0)
     cand = own_values(fixture)
-    cand["loss"] = np.mean(fixture["rec"] + fixture["kl"])
+    cand["loss"] = np.mean(rec_weight * fixture["rec"] + fixture["kl"])
     report = compare(fixture, cand)
     assert report.failing == ["loss"] and "ignores beta" in report.diagnoses[0]
 

@@ -41,7 +41,8 @@ import numpy as np
 
 from .atomic import atomic_write
 from .gradcheck import rel_error
-from .model import VAEConfig, encode, init_params, loss_and_grads, param_shapes, REDUCTIONS
+from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
+                    reduce_batch)
 
 # --- tolerances ---------------------------------------------------------------------------
 #
@@ -424,8 +425,8 @@ def diagnose(fixture, flat, report):
         if _close(flat["loss"], fixture["loss"] * other, tol):
             out.append(f"rec and kl agree but loss is {'B *' if other == B else '1/B *'} the "
                        f"fixture's: the fixture's reduction over the batch is {reduction!r}")
-        elif cfg.beta != 1 and _close(flat["loss"], np.sum(fixture["rec"] + fixture["kl"])
-                                      / (B if reduction == "mean" else 1), tol):
+        elif cfg.beta != 1 and _close(flat["loss"], reduce_batch(
+                cfg.rec_weight * fixture["rec"] + fixture["kl"], reduction), tol):
             out.append(f"rec and kl agree but the loss ignores beta = {cfg.beta}")
     return out
 
