@@ -1,6 +1,6 @@
 r"""Train a VAE on MNIST-like images and write the numbers and the figures that explain it.
 
-    python demos/train_mnist.py                       # built-in synthetic digits, ~1-2 minutes
+    python demos/train_mnist.py                       # built-in synthetic digits, under a minute
     python demos/train_mnist.py --quick               # a few seconds (smoke test)
     python demos/train_mnist.py --data mnist.npz --epochs 10 --out-dir runs/mnist
 
