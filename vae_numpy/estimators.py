@@ -23,6 +23,7 @@ estimate, and :func:`variance_of_mean` measures its variance from replicates.
 """
 import numpy as np
 
+from .evaluate import mean_and_stderr
 from .gaussian import (log_normal_diag, log_standard_normal, reparameterize_backward,
                        reparameterize_forward, std_from_logvar)
 from .likelihoods import get_likelihood
@@ -167,7 +168,8 @@ def variance_as_std_sample(mu, logvar, eps):
 def running_mean_and_stderr(samples, counts):
     r"""Mean and standard error of the first n samples, for each n in counts.
 
-    ``mean_n = (1/n) sum_{s<n} samples_s``, ``se_n = std_n(ddof=1) / sqrt(n)`` (nan for n = 1).
+    ``mean_n = (1/n) sum_{s<n} samples_s``, ``se_n = std_n(ddof=1) / sqrt(n)`` (nan for n = 1):
+    :func:`vae_numpy.evaluate.mean_and_stderr` of each prefix.
 
     Parameters
     ----------
@@ -177,9 +179,7 @@ def running_mean_and_stderr(samples, counts):
     -------
     means, ses : (len(counts),) float64 arrays
     """
-    samples = np.asarray(samples, dtype=np.float64)
-    means = np.array([samples[:n].mean() for n in counts])
-    ses = np.array([samples[:n].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan for n in counts])
+    means, ses = np.array([mean_and_stderr(samples[:n]) for n in counts]).T
     return means, ses
 
 
