@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, reconstruct, sample
+from vae_numpy.atomic import atomic_write
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.diagnostic_plots import plot_rate_distortion, plot_setting_rows
 from vae_numpy.evaluate import evaluate_model
@@ -112,7 +113,7 @@ def main(argv=None):
                          [r["rec"] for r in rows],
                          os.path.join(args.out_dir, "rate_distortion.png"))
     plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"))
-    with open(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
+    with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
         json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)
     return rows

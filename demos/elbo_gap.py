@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from vae_numpy import linear_gaussian as lg
+from vae_numpy.atomic import atomic_write
 from vae_numpy.diagnostic_plots import plot_bound_gaps
 
 # --- hyperparameters ----------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def main(argv=None):
     summary = lg.summarize_bounds(bounds)
     print_table(summary)
     plot_bound_gaps(summary, os.path.join(args.out_dir, "elbo_gap.png"))
-    with open(os.path.join(args.out_dir, "elbo_gap.json"), "w") as f:
+    with atomic_write(os.path.join(args.out_dir, "elbo_gap.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
 

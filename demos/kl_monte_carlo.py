@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from vae_numpy.atomic import atomic_write
 from vae_numpy.diagnostic_plots import plot_kl_convergence
 from vae_numpy.estimators import kl_monte_carlo, running_mean_and_stderr, variance_as_std_sample
 from vae_numpy.gaussian import kl_standard_normal, reparameterize_forward
@@ -67,7 +68,7 @@ def main(argv=None):
     result = {"exact": exact, "counts": counts.tolist(),
               "correct": [m_right.tolist(), se_right.tolist()],
               "variance_as_std": [m_bug.tolist(), se_bug.tolist()]}
-    with open(os.path.join(args.out_dir, "kl_monte_carlo.json"), "w") as f:
+    with atomic_write(os.path.join(args.out_dir, "kl_monte_carlo.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
 

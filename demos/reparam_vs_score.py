@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from vae_numpy import linear_gaussian as lg
+from vae_numpy.atomic import atomic_write
 from vae_numpy.diagnostic_plots import ESTIMATOR_LABELS, plot_gradient_variance
 from vae_numpy.estimators import gradient_variance_study, reconstruction_integrand
 
@@ -93,7 +94,7 @@ def main(argv=None):
               "sample_counts": list(study["sample_counts"]), "baseline": study["baseline"]}
     for name in ESTIMATOR_LABELS:
         result[name] = {k: np.asarray(v).tolist() for k, v in study[name].items()}
-    with open(os.path.join(args.out_dir, "reparam_vs_score.json"), "w") as fh:
+    with atomic_write(os.path.join(args.out_dir, "reparam_vs_score.json"), "w") as fh:
         json.dump(result, fh, indent=1)
     return result
 
