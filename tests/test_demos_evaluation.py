@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vae_numpy.checkpoint import load_checkpoint
 from vae_numpy.data import binarize_test_set, load_dataset
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -113,7 +114,6 @@ def test_evaluate_demo(checkpoint, tmp_path, capsys):
 
 def test_evaluate_demo_binarizes_like_training(checkpoint):
     """The first N test images, binarized with the fixed seed, as train_mnist's test set."""
-    from vae_numpy.checkpoint import load_checkpoint
     ckpt = load_checkpoint(checkpoint)
     x, source, binarize = load_demo("evaluate").test_images(ckpt, None, 50)
     args = ckpt.extra["args"]

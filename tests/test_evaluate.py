@@ -276,7 +276,7 @@ def test_evaluate_model_report(lin, capsys):
     assert report["neg_elbo"] == pytest.approx(report["rec"] + report["kl"], rel=1e-12)
     assert report["kl"] == pytest.approx(sum(report["kl_per_dimension"]), rel=1e-12)
     # -IW_200 sits between -log p(x) and -ELBO
-    true_nll, se = ev.mean_and_stderr(-lin["log_px"])
+    true_nll, _ = ev.mean_and_stderr(-lin["log_px"])
     assert report["iw_nll"] < report["neg_elbo"]
     assert report["iw_nll"] > true_nll - N_SIGMAS * report["iw_nll_se"]
     assert report["active_units"] == J

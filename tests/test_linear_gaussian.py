@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from vae_numpy import decode, encode
 from vae_numpy import linear_gaussian as lg
 from vae_numpy.gaussian import log_normal_diag
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, numerical_gradient, rel_error
@@ -133,7 +134,6 @@ def test_expected_log_likelihood_grad_matches_finite_differences(model, rng):
 
 
 def test_vae_params_build_a_valid_model(rng):
-    from vae_numpy import decode, encode
     W, b = rng.standard_normal((2, 4)), rng.standard_normal(4)
     cfg = lg.linear_gaussian_config(4, 2, sigma=0.5)
     enc_W, enc_b, logvar_b = rng.standard_normal((4, 2)), rng.standard_normal(2), np.zeros(2) - 1
