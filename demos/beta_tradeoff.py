@@ -13,7 +13,8 @@ The objective is ``rec + beta * KL``. Theory predicts, and this demo shows:
 
 Writes rate_distortion.png (distortion against rate, one point per setting), settings.png (for
 each setting a row of reconstructions and a row of prior samples), beta_tradeoff.json, and
-prints rate, distortion, -ELBO, IW estimate, active units and KL per setting.
+prints rate, distortion, -ELBO, IW estimate, active units, mutual information and the KL per
+latent dimension of each setting.
 
     python demos/beta_tradeoff.py --out-dir runs/beta_tradeoff
 """
