@@ -32,8 +32,9 @@ import time
 import numpy as np
 
 from .data import binarize_dynamic, binarize_static, binarize_test_set, minibatches
+from .evaluate import elbo_terms
 from .likelihoods import get_likelihood
-from .model import check_batch, loss_and_grads, loss_terms, params_dtype
+from .model import check_batch, loss_and_grads, params_dtype
 from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
@@ -153,7 +154,8 @@ def evaluate_elbo(params, cfg, x, *, seed=EVAL_NOISE_SEED, chunk=EVAL_CHUNK):
 
     ``rec = mean_n rec_n``, ``kl = mean_n kl_n``, ``neg_elbo = rec + kl`` (beta = 1, the true
     ELBO whatever cfg.beta), with ``eps`` (N, J) drawn once from ``default_rng(seed)`` in the
-    params' dtype, so the result is the same for every ``chunk`` size and every call.
+    params' dtype, so the result is the same for every ``chunk`` size and every call. This is
+    :func:`vae_numpy.evaluate.elbo_terms` with one sample, averaged in float64.
 
     Parameters
     ----------
@@ -167,17 +169,10 @@ def evaluate_elbo(params, cfg, x, *, seed=EVAL_NOISE_SEED, chunk=EVAL_CHUNK):
     -------
     dict with float ``rec``, ``kl``, ``neg_elbo``.
     """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
     if len(x) == 0:
         raise ValueError("evaluate_elbo got an empty data set x")
-    eps = np.random.default_rng(seed).standard_normal((len(x), cfg.latent_dim), dtype=dtype)
-    rec_sum = kl_sum = 0.0
-    for start in range(0, len(x), chunk):
-        rec, kl = loss_terms(params, x[start:start + chunk], eps[start:start + chunk], cfg)
-        rec_sum += float(np.sum(rec, dtype=np.float64))
-        kl_sum += float(np.sum(kl, dtype=np.float64))
-    rec, kl = rec_sum / len(x), kl_sum / len(x)
+    rec, kl = elbo_terms(params, x, cfg, np.random.default_rng(seed), batch_size=chunk)
+    rec, kl = float(np.mean(rec, dtype=np.float64)), float(np.mean(kl, dtype=np.float64))
     return {"rec": rec, "kl": kl, "neg_elbo": rec + kl}
 
 
