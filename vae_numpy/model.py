@@ -313,7 +313,7 @@ def forward(params, x, eps, cfg):
     return terms, (enc_cache, rep_cache, dec_cache)
 
 
-def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
+def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=None):
     r"""Negative ELBO (beta-weighted) of a batch and its gradient for every parameter.
 
     ``loss = reduce_b(rec_b + beta * kl_b)`` with ``rec_b = -log p(x_b | z_b)`` summed over D,
@@ -332,6 +332,8 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     free_bits : float >= 0, nats per latent dimension. 0 (default) is the plain objective.
         Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
         device; ``terms["kl"]`` stays the true KL).
+    beta : the KL weight of this call; None (default) takes ``cfg.beta``. Training passes the
+        step's warm-up beta_t here instead of rebuilding the config every step.
 
     Returns
     -------
@@ -341,6 +343,7 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     terms : dict with per-example ``rec`` (B,), ``kl`` (B,), ``kl_objective`` (B,) (the KL
         in the loss, equal to ``kl`` without free bits), and ``mu``, ``logvar``, ``z`` (B, J).
     """
+    beta = cfg.beta if beta is None else beta
     terms, (enc_cache, rep_cache, dec_cache) = forward(params, x, eps, cfg)
     x, mu, logvar, outs = np.asarray(x), terms["mu"], terms["logvar"], terms.pop("outs")
     likelihood = get_likelihood(cfg.likelihood)
@@ -348,14 +351,14 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0):
     if free_bits > 0:
         kl_objective, active = free_bits_kl(mu, logvar, free_bits)
     terms["kl_objective"] = kl_objective
-    loss = reduce_batch(cfg.rec_weight * terms["rec"] + cfg.beta * kl_objective, reduction)
+    loss = reduce_batch(cfg.rec_weight * terms["rec"] + beta * kl_objective, reduction)
 
     grads = {}
     dper = reduction_weights(x.shape[0], reduction, mu.dtype)
     douts = likelihood.nll_backward(cfg.rec_weight * dper, x, outs, cfg.sigma)
     dz = decoder_backward(douts, dec_cache, cfg, grads)
     dmu, dlogvar = reparameterize_backward(dz, rep_cache)
-    dmu_kl, dlogvar_kl = kl_standard_normal_backward(cfg.beta * dper, mu, logvar)
+    dmu_kl, dlogvar_kl = kl_standard_normal_backward(beta * dper, mu, logvar)
     if active is not None:
         dmu_kl, dlogvar_kl = dmu_kl * active, dlogvar_kl * active
     encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_cache, cfg, grads)

@@ -25,7 +25,6 @@ visited (a running average while the parameters move), the optimized ``objective
 same true terms on the held-out set, computed after the epoch with a fixed-seed noise
 (:func:`evaluate_elbo`), so held-out numbers are reproducible and comparable across runs.
 """
-import dataclasses
 import sys
 import time
 
@@ -217,6 +216,19 @@ def format_record(r, total_epochs=None):
 
 # --- the loop ---------------------------------------------------------------------------------
 
+def make_step(cfg, reduction="mean", free_bits=0.0):
+    r"""The training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
+
+    One minibatch's objective ``reduce_b(rec_weight * rec_b + beta * kl_b)`` and its gradient,
+    as :func:`vae_numpy.model.loss_and_grads` computes it; ``beta`` is the step's KL weight
+    (beta_t under warm-up). ``train`` checks its data once, so the step may skip the checks.
+    """
+    def step(params, x, eps, beta):
+        return loss_and_grads(params, x, eps, cfg, reduction=reduction, free_bits=free_bits,
+                              beta=beta)
+    return step
+
+
 def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
                    free_bits, clip_norm, history):
     x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
@@ -260,6 +272,7 @@ def _run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size, bina
     n_batches = batches_per_epoch(n, batch_size)
     sums = dict(rec=0.0, kl=0.0, kl_weighted=0.0, grad_norm=0.0, clipped=0)
     step, beta_t = first_step, cfg.beta
+    step_fn = make_step(cfg, reduction, free_bits)
     t0 = time.perf_counter()
     for i, idx in enumerate(minibatches(n, batch_size, rng)):
         x = x_train[idx]                                          # (B, D)
@@ -267,9 +280,7 @@ def _run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size, bina
             x = binarize_dynamic(x, rng)
         eps = rng.standard_normal((len(idx), cfg.latent_dim), dtype=dtype)   # (B, J)
         beta_t = kl_warmup_beta(step, warmup_steps, cfg.beta)
-        step_cfg = cfg if beta_t == cfg.beta else dataclasses.replace(cfg, beta=beta_t)
-        loss, grads, terms = loss_and_grads(params, x, eps, step_cfg, reduction=reduction,
-                                            free_bits=free_bits)
+        loss, grads, terms = step_fn(params, x, eps, beta_t)
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"{label}, batch {i + 1}/{n_batches}: the loss is {loss}; lower the learning "
