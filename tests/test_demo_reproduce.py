@@ -1,0 +1,85 @@
+"""demos/reproduce_iwae_table.py on synthetic digits: it trains, survives a stop, evaluates and
+publishes, with the paper's protocol in small (never the real MNIST, never a long run)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_numpy.checkpoint import load_checkpoint
+
+DEMO = Path(__file__).resolve().parents[1] / "demos" / "reproduce_iwae_table.py"
+# A run of 30 steps of batch 100 on 500 images (5 per epoch): 6 epochs, a few seconds.
+SMALL = ["--data", "synthetic", "--quick"]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    spec = importlib.util.spec_from_file_location("reproduce_iwae_table", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_quick_row_trains_evaluates_and_reports(demo, tmp_path, capsys):
+    metrics = demo.main(SMALL + ["--out-dir", str(tmp_path)])
+    history = metrics["history"]
+    assert history[-1]["steps"] == demo.QUICK["budget_steps"]
+    assert metrics["config"]["encoder_hidden"] == [200, 200] and metrics["config"]["latent_dim"] == 50
+    assert metrics["config"]["activation"] == "tanh"
+    ev = metrics["evaluation"]
+    assert ev["k"] == demo.QUICK["eval_k"] and ev["n_test"] == demo.QUICK["n_test"]
+    assert np.isfinite(ev["iw_nll"]) and 0 <= ev["active_units"] <= 50
+    # Monitoring uses the held-out training images, never the test set.
+    assert all(r["test_neg_elbo"] > 0 for r in history)
+    assert metrics["budget"] == {"amount": demo.QUICK["budget_steps"], "unit": "steps"}
+    assert "| vae (k = 1) | 86.76 (19) |" in capsys.readouterr().out
+    assert (tmp_path / "reproduction.md").exists() and (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("row", ["vae", "iwae5"])
+def test_an_interrupted_run_resumes_to_the_same_model(demo, tmp_path, monkeypatch, row):
+    if row != "vae":
+        pytest.importorskip("vae_numpy.iwae", reason="the IWAE objective has not landed yet")
+    whole = demo.main(SMALL + ["--row", row, "--out-dir", str(tmp_path / "whole")])
+    saves = []
+    real_save = demo.save_checkpoint
+
+    def save_then_stop(*args, **kw):
+        real_save(*args, **kw)
+        saves.append(1)
+        if len(saves) == 3:
+            raise KeyboardInterrupt   # the machine stops after epoch 3's checkpoint
+
+    monkeypatch.setattr(demo, "save_checkpoint", save_then_stop)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        demo.main(SMALL + ["--row", row, "--out-dir", str(out)])
+    monkeypatch.setattr(demo, "save_checkpoint", real_save)
+    assert len(load_checkpoint(out / "checkpoint.npz").history) == 3
+    resumed = demo.main(["--resume", "--out-dir", str(out)])
+    strip = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
+    assert strip(resumed["history"]) == strip(whole["history"])
+    a = load_checkpoint(out / "checkpoint.npz").params
+    b = load_checkpoint(tmp_path / "whole" / "checkpoint.npz").params
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert resumed["evaluation"]["iw_nll"] == whole["evaluation"]["iw_nll"]
+
+
+def test_resume_refuses_a_flag_that_would_change_the_run(demo, tmp_path):
+    demo.main(SMALL + ["--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="lr-scale 2.0 conflicts with the checkpoint's 1.0"):
+        demo.main(["--resume", "--lr-scale", "2", "--out-dir", str(tmp_path)])
+
+
+def test_publish_copies_the_results_and_rebuilds_the_docs_table(demo, tmp_path):
+    page = tmp_path / "reproduction.md"
+    page.write_text("# Reproduction\n\n<!-- table:begin -->\nold\n<!-- table:end -->\n\nnotes\n")
+    target = tmp_path / "results" / "vae"
+    demo.main(SMALL + ["--out-dir", str(tmp_path / "run"), "--publish", str(target),
+                       "--docs-page", str(page)])
+    assert {"checkpoint.npz", "metrics.json", "reproduction.md"} <= {p.name for p in target.iterdir()}
+    text = page.read_text()
+    assert "old" not in text and "| vae (k = 1) | 86.76 (19) |" in text and text.endswith("notes\n")
+    assert json.loads((target / "metrics.json").read_text())["row"] == "vae"
