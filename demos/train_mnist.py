@@ -34,7 +34,7 @@ from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.optim import OPTIMIZERS
 from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
                                 plot_reconstructions, plot_samples)
-from vae_numpy.train import format_record, init_output_bias, train
+from vae_numpy.train import TrainState, format_record, init_output_bias, train
 
 # --- hyperparameters (defaults of the flags) --------------------------------------------------
 DATA = "synthetic"
@@ -207,8 +207,9 @@ def main(argv=None):
              "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
     log(f"model: {cfg.to_json()}")
 
-    def save(record, params, opt_state):
-        save_checkpoint(ckpt_path, params, cfg, opt_state, rng, history, extra, optimizer)
+    def save(state):
+        save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
+                        state.history, extra, state.optimizer)
 
     t0 = time.perf_counter()
     train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
@@ -216,7 +217,8 @@ def main(argv=None):
           binarize=args.binarize, kl_warmup_epochs=args.kl_warmup, free_bits=args.free_bits,
           clip_norm=args.clip_norm, callback=save)
     if args.epochs == 0:   # otherwise the callback saved after every epoch
-        save(None, params, opt_state)
+        save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
+                        rng=rng, history=history))
     figures = write_figures(params, cfg, history, x_test, y_test, image_shape, args.out_dir)
     metrics = {"vae_numpy_version": vae_numpy.__version__, "config": cfg.to_dict(),
                "optimizer": {"name": type(optimizer).__name__.lower(), **vars(optimizer)}, **extra,

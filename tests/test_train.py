@@ -86,9 +86,11 @@ def test_history_fields_and_neg_elbo_is_rec_plus_kl(digits):
     assert [r["steps"] for r in history] == [4, 8]  # 256 examples / 64 per batch
 
 
-def test_test_numbers_are_the_fixed_seed_elbo_of_the_binarized_test_set(digits):
-    params, history = run(digits, epochs=1, binarize="dynamic")
-    x = binarize_test_set(digits.x_test)
+@pytest.mark.parametrize("held_out", ["binarized", "grey"])
+def test_test_numbers_are_the_fixed_seed_elbo_of_x_test_as_given(digits, held_out):
+    # The caller owns the held-out set's binarization: train evaluates x_test as given.
+    x = binarize_test_set(digits.x_test) if held_out == "binarized" else digits.x_test
+    params, history = run(digits, epochs=1, binarize="dynamic", x_test=x)
     eps = np.random.default_rng(EVAL_NOISE_SEED).standard_normal((len(x), CFG.latent_dim))
     rec, kl = loss_terms(params, x, eps, CFG)
     np.testing.assert_allclose(history[0]["test_rec"], rec.mean(), rtol=SUM_ORDER_RTOL)
@@ -229,7 +231,7 @@ def test_progress_line_and_summary(digits):
           epochs=2, batch_size=64, stream=stream)
     text = stream.getvalue()
     assert "\r" in text and "batch 1/4" in text and "batches/s" in text
-    summaries = [line for line in text.split("\n") if "test rec" in line]
+    summaries = [line for line in text.split("\n") if "held-out rec" in line]
     assert len(summaries) == 2 and "epoch 2/2" in summaries[1] and "-elbo" in summaries[1]
     quiet = io.StringIO()
     train(params, CFG, digits.x_train, optimizer=Adam(), rng=rng, epochs=1, progress=False,
@@ -245,10 +247,11 @@ def test_history_continues_and_callback_sees_each_epoch(digits):
                     batch_size=64, progress=False)
     train(params, CFG, digits.x_train, optimizer=Adam(), rng=rng, epochs=2, batch_size=64,
           progress=False, history=history,
-          callback=lambda record, p, state: seen.append((record["epoch"], p is params)))
+          callback=lambda state: seen.append((state.record["epoch"], state.params is params,
+                                              state.rng is rng, state.history is history)))
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert [r["steps"] for r in history] == [4, 8, 12]
-    assert seen == [(2, True), (3, True)]
+    assert seen == [(2, True, True, True), (3, True, True, True)]
 
 
 @pytest.mark.parametrize("kw, error, match", [

@@ -1,6 +1,7 @@
-r"""The training loop: seeded minibatches, KL warm-up, free bits, clipping, and a history.
+r"""The training loop: seeded minibatches, KL warm-up, free bits, clipping, learning-rate
+schedules, budgets, and a history.
 
-Shape letters: N examples, B batch, D data dimensions, J latent dimensions.
+Shape letters: N examples, B batch, D data dimensions, J latent dimensions, K samples.
 
     history = train(params, cfg, x_train, x_test=x_test, optimizer=Adam(1e-3),
                     rng=numpy.random.default_rng(0), epochs=10, batch_size=128,
@@ -9,15 +10,19 @@ Shape letters: N examples, B batch, D data dimensions, J latent dimensions.
 One step on a minibatch x (B, D), with every random draw taken from ``rng`` in this order
 (the epoch's permutation first, then per batch):
 
+    lr  <- schedule(fraction of the budget spent)  (with a schedule only)
     x   <- Bernoulli(x)                          (binarize="dynamic" only: (B, D) uniforms)
-    eps ~ N(0, I)                                (B, J), drawn in the params' dtype
+    eps ~ N(0, I)                                (B, J), or (K, B, J) for the IWAE, drawn in
+                                                 the params' dtype
     objective = mean_b(w * rec_b + beta_t * kl_b)   (w = cfg.rec_weight, 1 for the ELBO;
                                                  kl_b with the free-bits floor if asked)
+             or mean_b(-L_K(x_b))                (objective="iwae", vae_numpy.iwae)
     params <- optimizer step on d objective / d params (after clipping the global norm)
 
 ``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
 (params, opt_state, rng, history) taken after any epoch continues bit for bit
-(:mod:`vae_numpy.checkpoint`).
+(:mod:`vae_numpy.checkpoint`): the step count, the schedule's stage and the budget's clock
+all continue from the history's last record.
 
 What is reported, per epoch, in nats per example: the true ``rec``, ``kl`` and
 ``neg_elbo = rec + kl`` (beta = 1, no free bits) of the training minibatches as they were
@@ -25,12 +30,13 @@ visited (a running average while the parameters move), the optimized ``objective
 same true terms on the held-out set, computed after the epoch with a fixed-seed noise
 (:func:`evaluate_elbo`), so held-out numbers are reproducible and comparable across runs.
 """
+import dataclasses
 import sys
 import time
 
 import numpy as np
 
-from .data import binarize_dynamic, binarize_static, binarize_test_set, minibatches
+from .data import binarize_dynamic, binarize_static, minibatches
 from .evaluate import elbo_terms
 from .likelihoods import get_likelihood
 from .model import check_batch, loss_and_grads, params_dtype
@@ -51,7 +57,7 @@ OUTPUT_BIAS_CLIP = 1e-3
 # Seconds between two updates of the progress line.
 PROGRESS_INTERVAL = 0.5
 # Fields of a history record that are wall-clock times, so differ between identical runs.
-TIME_FIELDS = ("seconds", "eval_seconds")
+TIME_FIELDS = ("seconds", "eval_seconds", "clock_seconds")
 
 
 # --- schedules --------------------------------------------------------------------------------
@@ -206,15 +212,22 @@ def format_record(r, total_epochs=None):
     of = f"/{total_epochs}" if total_epochs else ""
     text = (f"epoch {r['epoch']}{of}  train rec {r['train_rec']:.2f} kl {r['train_kl']:.2f} "
             f"-elbo {r['train_neg_elbo']:.2f}")
-    if r["train_objective"] != r["train_neg_elbo"]:
+    if r.get("objective", "vae") == "iwae":
+        text += f" (-IW_{r['k']} {r['train_objective']:.2f})"
+    elif r["train_objective"] != r["train_neg_elbo"]:
         text += f" (objective {r['train_objective']:.2f}, beta {r['beta']:.3g})"
     if "test_neg_elbo" in r:
-        text += (f" | test rec {r['test_rec']:.2f} kl {r['test_kl']:.2f} "
+        text += (f" | held-out rec {r['test_rec']:.2f} kl {r['test_kl']:.2f} "
                  f"-elbo {r['test_neg_elbo']:.2f}")
+    if "lr" in r:
+        text += f" | lr {r['lr']:.3g}"
     return text + f" | {r['seconds']:.2f} s"
 
 
-# --- the loop ---------------------------------------------------------------------------------
+# --- the step ---------------------------------------------------------------------------------
+
+OBJECTIVES = ("vae", "iwae")
+
 
 def make_step(cfg, reduction="mean", free_bits=0.0):
     r"""The training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
@@ -229,12 +242,74 @@ def make_step(cfg, reduction="mean", free_bits=0.0):
     return step
 
 
+def make_iwae_step(cfg, reduction="mean"):
+    r"""The IWAE training step: ``step(params, x, eps, beta) -> (loss, grads, terms)`` with
+    eps (K, B, J) and loss ``reduce_b(-L_K(x_b))`` (:func:`vae_numpy.iwae.iwae_loss_and_grads`;
+    beta is always 1 and ignored)."""
+    from .iwae import iwae_loss_and_grads
+
+    def step(params, x, eps, beta):
+        return iwae_loss_and_grads(params, x, eps, cfg, reduction=reduction)
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    r"""Everything a training epoch needs that does not change during the run."""
+    cfg: object
+    batch_size: int
+    binarize: str
+    warmup_steps: int
+    clip_norm: object
+    objective: str
+    k: int
+    schedule: object
+    budget: object
+    steps_per_epoch: int
+    step: object
+
+    def noise_shape(self, batch):
+        r"""(B, J) for the VAE, (K, B, J) for the IWAE (sample axis first)."""
+        j = self.cfg.latent_dim
+        return (batch, j) if self.objective == "vae" else (self.k, batch, j)
+
+    def fraction(self, steps, seconds):
+        return self.budget.fraction(steps, seconds, self.steps_per_epoch)
+
+
+class _Clock:
+    r"""Training wall time of the whole run: what earlier calls spent plus this call's time."""
+
+    def __init__(self, spent):
+        self.spent, self.t0 = spent, time.perf_counter()
+
+    def __call__(self):
+        return self.spent + time.perf_counter() - self.t0
+
+
+@dataclasses.dataclass
+class TrainState:
+    r"""What ``callback`` receives after each epoch: the run as a checkpoint must save it.
+
+    ``params``, ``opt_state``, ``rng`` and ``history`` are the objects train updates in place
+    (``rng`` is in the state a resumed run needs), ``record`` the epoch's history record.
+    """
+    record: dict
+    params: dict
+    opt_state: dict
+    optimizer: object
+    rng: np.random.Generator
+    history: list
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
 def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
                    free_bits, clip_norm, history):
     x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
     if len(x_train) == 0:
         raise ValueError("x_train is empty; train needs at least one example")
-    if int(epochs) != epochs or epochs < 0:
+    if epochs is not None and (int(epochs) != epochs or epochs < 0):
         raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -252,75 +327,115 @@ def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_
     return x_train
 
 
-def _prepare_data(x_train, x_test, binarize, cfg, dtype):
-    r"""Static binarization of the training set and the fixed-seed test-set binarization."""
-    if binarize == "static":
-        x_train = binarize_static(x_train, np.random.default_rng(STATIC_BINARIZE_SEED))
-    if x_test is not None:
-        x_test = check_batch("x_test", x_test, dtype, cfg.input_dim)
-        if binarize != "none":
-            # A no-op on a test set that is binary already (u < 0 never, u < 1 always).
-            x_test = binarize_test_set(x_test)
-    return x_train, x_test
+def _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
+               optimizer):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if int(k) != k or k < 1:
+        raise ValueError(f"k (importance samples per example) must be an integer >= 1, got {k!r}")
+    if objective == "vae" and k != 1:
+        raise ValueError(f"k={k} needs objective='iwae'; the VAE objective uses one sample")
+    if objective == "iwae" and (kl_warmup_epochs or free_bits or cfg.beta != 1
+                                or cfg.rec_weight != 1):
+        raise ValueError("objective='iwae' trains the importance-weighted bound itself: it takes "
+                         "no KL warm-up, free bits, beta or rec_weight (leave them at their "
+                         "defaults)")
+    if epochs is None and budget is None:
+        raise ValueError("give epochs (epochs to run in this call), a budget, or both")
+    if schedule is not None and budget is None:
+        raise ValueError("a learning-rate schedule needs a budget (e.g. Budget(3280, 'epochs') "
+                         "or Budget(3600, 'seconds')): its stages are fractions of the budget")
+    if schedule is not None and not hasattr(optimizer, "lr"):
+        raise TypeError(f"a schedule sets optimizer.lr, which {type(optimizer).__name__} lacks")
 
 
-def _run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size, binarize,
-               warmup_steps, first_step, free_bits, clip_norm, reduction, progress, label):
-    r"""One pass over x_train; returns the train part of the history record."""
-    dtype = params_dtype(params, cfg)
+def _spent(history):
+    r"""(steps, clock seconds) the run spent before this call, from its history."""
+    if not history:
+        return 0, 0.0
+    last = history[-1]
+    return int(last["steps"]), float(last.get("clock_seconds", 0.0))
+
+
+def _budget_left(plan, steps, clock):
+    return plan.budget is None or plan.fraction(steps, clock()) < 1
+
+
+def _run_epoch(params, *, plan, optimizer, opt_state, rng, x_train, first_step, clock,
+               progress, label):
+    r"""One pass over x_train, or less if the budget runs out; returns the record's train part."""
+    cfg, dtype = plan.cfg, x_train.dtype
     n = len(x_train)
-    n_batches = batches_per_epoch(n, batch_size)
-    sums = dict(rec=0.0, kl=0.0, kl_weighted=0.0, grad_norm=0.0, clipped=0)
-    step, beta_t = first_step, cfg.beta
-    step_fn = make_step(cfg, reduction, free_bits)
+    n_batches = plan.steps_per_epoch
+    sums = dict(rec=0.0, kl=0.0, objective=0.0, grad_norm=0.0, clipped=0)
+    step, beta_t, seen, lr = first_step, cfg.beta, 0, getattr(optimizer, "lr", None)
     t0 = time.perf_counter()
-    for i, idx in enumerate(minibatches(n, batch_size, rng)):
+    for i, idx in enumerate(minibatches(n, plan.batch_size, rng)):
+        if not _budget_left(plan, step, clock):
+            break
+        if plan.schedule is not None:
+            optimizer.lr = lr = plan.schedule.lr(plan.fraction(step, clock()))
         x = x_train[idx]                                          # (B, D)
-        if binarize == "dynamic":
+        if plan.binarize == "dynamic":
             x = binarize_dynamic(x, rng)
-        eps = rng.standard_normal((len(idx), cfg.latent_dim), dtype=dtype)   # (B, J)
-        beta_t = kl_warmup_beta(step, warmup_steps, cfg.beta)
-        loss, grads, terms = step_fn(params, x, eps, beta_t)
+        eps = rng.standard_normal(plan.noise_shape(len(idx)), dtype=dtype)  # (B, J) / (K, B, J)
+        beta_t = kl_warmup_beta(step, plan.warmup_steps, cfg.beta)
+        loss, grads, terms = plan.step(params, x, eps, beta_t)
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"{label}, batch {i + 1}/{n_batches}: the loss is {loss}; lower the learning "
                 "rate or pass clip_norm (e.g. 100) to cap the gradient norm")
-        if clip_norm is not None:
-            grads, norm = clip_grad_norm(grads, clip_norm)
+        if plan.clip_norm is not None:
+            grads, norm = clip_grad_norm(grads, plan.clip_norm)
             sums["grad_norm"] += norm
-            sums["clipped"] += norm > clip_norm
+            sums["clipped"] += norm > plan.clip_norm
         optimizer.step(params, grads, opt_state)
         step += 1
+        seen += len(idx)
         sums["rec"] += float(np.sum(terms["rec"], dtype=np.float64))
         sums["kl"] += float(np.sum(terms["kl"], dtype=np.float64))
-        # beta_t * kl_objective; with beta_t = 1 and no free bits exactly the kl sum above.
-        sums["kl_weighted"] += beta_t * float(np.sum(terms["kl_objective"], dtype=np.float64))
-        seen = min(n, (i + 1) * batch_size)
-        objective = (cfg.rec_weight * sums["rec"] + sums["kl_weighted"]) / seen
+        # The optimized objective per example: reduction-independent, loss * B for "mean".
+        sums["objective"] += _objective_sum(terms, cfg, beta_t, plan.objective)
         elapsed = time.perf_counter() - t0
-        progress.update(f"{label}  batch {i + 1}/{n_batches}  objective {objective:.2f}  "
-                        f"{(i + 1) / elapsed:.1f} batches/s")
+        progress.update(f"{label}  batch {i + 1}/{n_batches}  objective "
+                        f"{sums['objective'] / seen:.2f}  {(i + 1) / elapsed:.1f} batches/s")
+    seen = max(seen, 1)
     record = {"steps": step, "beta": beta_t,
-              "train_rec": sums["rec"] / n, "train_kl": sums["kl"] / n,
-              "train_neg_elbo": (sums["rec"] + sums["kl"]) / n,
-              "train_objective": (cfg.rec_weight * sums["rec"] + sums["kl_weighted"]) / n,
+              "train_rec": sums["rec"] / seen, "train_kl": sums["kl"] / seen,
+              "train_neg_elbo": (sums["rec"] + sums["kl"]) / seen,
+              "train_objective": sums["objective"] / seen,
               "seconds": time.perf_counter() - t0}
-    if clip_norm is not None:
+    if seen < n:
+        record["examples"] = seen   # the budget ran out during this epoch
+    if lr is not None and plan.schedule is not None:
+        record.update(lr=lr, stage=plan.schedule.stage(plan.fraction(step - 1, clock())))
+    if plan.clip_norm is not None:
         record["grad_norm_mean"] = sums["grad_norm"] / n_batches
         record["clipped_fraction"] = sums["clipped"] / n_batches
     return record
 
 
-def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_test=None,
+def _objective_sum(terms, cfg, beta_t, objective):
+    r"""Sum over the batch of the per-example objective: ``-L_K`` for the IWAE,
+    ``rec_weight * rec + beta_t * kl_objective`` for the VAE (kl with free bits if asked)."""
+    if objective == "iwae":
+        return -float(np.sum(terms["iw_bound"], dtype=np.float64))
+    return (cfg.rec_weight * float(np.sum(terms["rec"], dtype=np.float64))
+            + beta_t * float(np.sum(terms["kl_objective"], dtype=np.float64)))
+
+
+def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, x_test=None,
           opt_state=None, history=None, binarize="none", kl_warmup_epochs=0, free_bits=0.0,
           clip_norm=None, reduction="mean", eval_seed=EVAL_NOISE_SEED, progress=True,
-          stream=None, callback=None):
-    r"""Train a VAE with minibatch gradient steps; returns the history (one dict per epoch).
+          stream=None, callback=None, objective="vae", k=1, schedule=None, budget=None):
+    r"""Train a VAE (or an IWAE) with minibatch gradient steps; returns the history.
 
-    Each step minimizes ``reduce_b(cfg.rec_weight * rec_b + beta_t * kl_b)`` on a minibatch,
-    reduce = ``reduction`` (see the module docstring for the order of the random draws).
-    ``params``, ``opt_state`` and ``history`` are updated in place; the epoch number continues
-    from ``len(history)``.
+    Each step minimizes, on a minibatch, ``reduce_b(cfg.rec_weight * rec_b + beta_t * kl_b)``
+    (objective="vae", the analytic KL) or ``reduce_b(-L_K(x_b))`` (objective="iwae", the
+    importance-weighted bound with K = k samples), reduce = ``reduction`` (see the module
+    docstring for the order of the random draws). ``params``, ``opt_state`` and ``history``
+    are updated in place; the epoch number, the step count and the clock continue from
+    ``history``.
 
     Parameters
     ----------
@@ -330,17 +445,19 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_tes
     optimizer : :class:`vae_numpy.optim.Adam` or :class:`~vae_numpy.optim.SGD`.
     rng : numpy.random.Generator; every random draw of training comes from it (shuffling,
         dynamic binarization, eps), so the same seed gives the same run.
-    epochs : number of epochs to run in this call.
+    epochs : number of epochs to run in this call; None runs until ``budget`` is spent.
     batch_size : B; the last batch of an epoch holds the remaining ``N % B`` examples.
-    x_test : (N_test, D) held-out data, evaluated after every epoch with :func:`evaluate_elbo`.
+    x_test : (N_test, D) held-out data, used as given (binarize it first, e.g. with
+        :func:`vae_numpy.data.binarize_test_set`), evaluated after every epoch with
+        :func:`evaluate_elbo`.
     opt_state : the optimizer's state dict (from ``optimizer.init(params)`` or a checkpoint);
         None makes a fresh one. Pass your own dict to keep it: it is updated in place.
     history : list of records from earlier epochs (e.g. a checkpoint's); new records are
-        appended to it. Epoch numbers, and the warm-up's step count, continue from its length.
+        appended to it. Epoch numbers, the step count (warm-up, schedule) and the budget's
+        clock continue from it.
     binarize : "none" (use x as given), "static" (x_train binarized once, with the fixed seed
         STATIC_BINARIZE_SEED) or "dynamic" (a fresh Bernoulli draw for every minibatch, from
-        rng). Unless "none", x_test is binarized once with
-        :func:`vae_numpy.data.binarize_test_set` (a no-op when it is binary already).
+        rng).
     kl_warmup_epochs : beta_t ramps linearly from 0 to cfg.beta over this many epochs, step by
         step (:func:`kl_warmup_beta`); 0 means no warm-up.
     free_bits : nats per latent dimension (Kingma et al. 2016); the optimized KL is
@@ -352,17 +469,28 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_tes
     eval_seed : seed of the held-out noise (:func:`evaluate_elbo`).
     progress : write a ``\r`` status line while an epoch runs and one summary line per epoch.
     stream : where progress goes (default sys.stderr).
-    callback : called as ``callback(record, params, opt_state)`` after each epoch (e.g. to
-        save a checkpoint; ``rng`` is then in the state a resumed run needs).
+    callback : called as ``callback(state)`` with a :class:`TrainState` after each epoch
+        (e.g. to save a checkpoint).
+    objective : "vae" (default) or "iwae" (Burda et al. 2016; eps is drawn (K, B, J)).
+    k : K, importance samples per example for objective="iwae" (1 for the VAE).
+    schedule : a :class:`vae_numpy.schedule.StagedSchedule`, or None (the optimizer's lr).
+        Before every step it sets ``optimizer.lr`` from the fraction of ``budget`` spent.
+    budget : a :class:`vae_numpy.schedule.Budget` for the whole run (epochs, steps or seconds
+        of training wall time, monitoring and checkpoint writes included); training stops
+        when it is spent, mid-epoch if need be. None: ``epochs`` alone decides.
 
     Returns
     -------
     history : list of dicts, one per epoch, nats per example:
         ``epoch`` (1-based), ``steps`` (optimizer steps so far), ``beta`` (the last beta_t),
         ``train_rec``, ``train_kl``, ``train_neg_elbo`` (= rec + kl), ``train_objective``
-        (the optimized loss: rec_weight * rec + beta_t * kl, with free bits), ``seconds``
-        (training time of the epoch); with x_test: ``test_rec``, ``test_kl``, ``test_neg_elbo``,
-        ``eval_seconds``; with clip_norm: ``grad_norm_mean`` and ``clipped_fraction``.
+        (the optimized loss per example: rec_weight * rec + beta_t * kl with free bits, or
+        -L_K), ``seconds`` (training time of the epoch), ``clock_seconds`` (the run's
+        training wall time so far); with x_test: ``test_rec``, ``test_kl``,
+        ``test_neg_elbo``, ``eval_seconds``; with clip_norm: ``grad_norm_mean`` and
+        ``clipped_fraction``; with a schedule: ``lr`` and ``stage`` of the epoch's last step;
+        for the IWAE: ``objective`` and ``k``; ``examples`` when the budget ended the epoch
+        early.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError("train needs rng = numpy.random.Generator (e.g. "
@@ -370,27 +498,49 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs, batch_size=128, x_tes
     dtype = params_dtype(params, cfg)
     x_train = _check_options(cfg, x_train, dtype, epochs, batch_size, binarize,
                              kl_warmup_epochs, free_bits, clip_norm, history)
-    x_train, x_test = _prepare_data(x_train, x_test, binarize, cfg, dtype)
+    _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
+               optimizer)
+    if binarize == "static":
+        x_train = binarize_static(x_train, np.random.default_rng(STATIC_BINARIZE_SEED))
+    if x_test is not None:
+        x_test = check_batch("x_test", x_test, dtype, cfg.input_dim)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     history = [] if history is None else history
     progress = _Progress(sys.stderr if stream is None else stream, progress)
     n_batches = batches_per_epoch(len(x_train), batch_size)
-    warmup_steps = int(round(kl_warmup_epochs * n_batches))
-    start, end = len(history), len(history) + int(epochs)
-    for epoch in range(start + 1, end + 1):
-        label = f"epoch {epoch}/{end}"
+    step_fn = (make_step(cfg, reduction, free_bits) if objective == "vae"
+               else make_iwae_step(cfg, reduction))
+    plan = _Plan(cfg=cfg, batch_size=batch_size, binarize=binarize,
+                 warmup_steps=int(round(kl_warmup_epochs * n_batches)), clip_norm=clip_norm,
+                 objective=objective, k=int(k), schedule=schedule, budget=budget,
+                 steps_per_epoch=n_batches, step=step_fn)
+    steps, spent = _spent(history)
+    clock = _Clock(spent)
+    start = len(history)
+    end = None if epochs is None else start + int(epochs)
+    epoch = start
+    while (end is None or epoch < end) and _budget_left(plan, steps, clock):
+        epoch += 1
+        label = f"epoch {epoch}" + ("" if end is None else f"/{end}")
         record = {"epoch": epoch}
-        record.update(_run_epoch(params, cfg, x_train, optimizer, opt_state, rng, batch_size,
-                                 binarize, warmup_steps, (epoch - 1) * n_batches, free_bits,
-                                 clip_norm, reduction, progress, label))
+        if objective == "iwae":
+            record.update(objective=objective, k=int(k))
+        record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
+                                 rng=rng, x_train=x_train, first_step=steps, clock=clock,
+                                 progress=progress, label=label))
+        steps = record["steps"]
         if x_test is not None:
             progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
             t0 = time.perf_counter()
             test = evaluate_elbo(params, cfg, x_test, seed=eval_seed)
-            record.update({f"test_{k}": v for k, v in test.items()})
+            record.update({f"test_{key}": v for key, v in test.items()})
             record["eval_seconds"] = time.perf_counter() - t0
+        # The clock runs on through the callback (a checkpoint write is training time too);
+        # only the last write before an interruption is lost to it, a few milliseconds.
+        record["clock_seconds"] = clock()
         history.append(record)
         progress.line(format_record(record, end))
         if callback is not None:
-            callback(record, params, opt_state)
+            callback(TrainState(record=record, params=params, opt_state=opt_state,
+                                optimizer=optimizer, rng=rng, history=history))
     return history
