@@ -177,3 +177,43 @@ def test_likelihoods_keep_float32(name, rng):
 def test_unknown_likelihood_lists_choices():
     with pytest.raises(ValueError, match="choose one of"):
         L.get_likelihood("poisson")
+
+
+# --- the likelihood objects -------------------------------------------------------------------
+
+# name -> (formula functions the object must delegate to, support of x)
+FORMULAS = {
+    "bernoulli": ((L.bernoulli_nll, L.bernoulli_nll_backward, L.bernoulli_mean), (0.0, 1.0)),
+    "continuous_bernoulli": ((L.continuous_bernoulli_nll, L.continuous_bernoulli_nll_backward,
+                              L.continuous_bernoulli_mean), (0.0, 1.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_one_head_objects_return_their_formula_functions_values(name, rng):
+    (nll, nll_backward, mean), support = FORMULAS[name]
+    lik = L.get_likelihood(name)
+    x, (logits,) = data_for(name, rng, (3, 5)), outputs_for(name, rng, (3, 5))
+    dnll = rng.standard_normal(3)
+    assert lik.name == name and lik.heads == ("out",) and lik.support == support
+    np.testing.assert_array_equal(lik.nll(x, (logits,), 0.3), nll(x, logits))
+    (dlogits,) = lik.nll_backward(dnll, x, (logits,), 0.3)
+    np.testing.assert_array_equal(dlogits, nll_backward(dnll, x, logits))
+    np.testing.assert_array_equal(lik.mean((logits,), 0.3), mean(logits))
+
+
+def test_gaussian_objects_use_sigma_and_the_logvar_head(rng):
+    x, dnll = rng.standard_normal((3, 5)), rng.standard_normal(3)
+    mean, logvar = outputs_for("gaussian_learned", rng, (3, 5))
+    fixed, learned = L.get_likelihood("gaussian"), L.get_likelihood("gaussian_learned")
+    assert fixed.support is None and learned.support is None
+    assert fixed.heads == ("out",) and learned.heads == ("out", "out_logvar")
+    np.testing.assert_array_equal(fixed.nll(x, (mean,), 0.3), L.gaussian_nll(x, mean, 0.3))
+    np.testing.assert_array_equal(fixed.nll_backward(dnll, x, (mean,), 0.3)[0],
+                                  L.gaussian_nll_backward(dnll, x, mean, 0.3))
+    np.testing.assert_array_equal(learned.nll(x, (mean, logvar), 0.3),
+                                  L.gaussian_learned_nll(x, mean, logvar))
+    for got, want in zip(learned.nll_backward(dnll, x, (mean, logvar), 0.3),
+                         L.gaussian_learned_nll_backward(dnll, x, mean, logvar)):
+        np.testing.assert_array_equal(got, want)
+    assert fixed.mean((mean,), 0.3) is mean and learned.mean((mean, logvar), 0.3) is mean

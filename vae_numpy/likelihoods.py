@@ -6,9 +6,12 @@ Each ``*_nll`` returns ``rec_b = -log p(x_b | z_b)`` summed over the D data dime
 nats, shape (B,). Each ``*_nll_backward(dnll, ...)`` takes ``dnll`` of shape (B,) (d loss /
 d rec_b) and returns the gradients with respect to the decoder's unconstrained outputs.
 Everything is computed from logits or log-variances with a stable softplus: no clipping.
+
+At the end, one small class per likelihood (:class:`Bernoulli`, :class:`Gaussian`,
+:class:`GaussianLearned`, :class:`ContinuousBernoulli`) bundles its formulas behind the
+interface the model calls; :data:`LIKELIHOODS` maps ``VAEConfig.likelihood`` names to them.
 """
 import math
-from collections import namedtuple
 
 import numpy as np
 from scipy.special import expit
@@ -206,42 +209,127 @@ def continuous_bernoulli_mean(logits):
     return np.where(small, series, closed).astype(logits.dtype, copy=False)
 
 
-# --- registry -------------------------------------------------------------------------------
+# --- the likelihoods as objects -------------------------------------------------------------
+#
+# scipy.stats' pattern: the formulas above are plain functions; one small class per likelihood
+# delegates to them, so from ``likelihood.nll(...)`` in model.loss_and_grads the formula is one
+# jump away. Every class has the same interface; ``outs`` is the tuple of decoder outputs (one
+# (B, D) array per head) and ``sigma`` the config's sigma (used by the fixed-sigma Gaussian
+# only, accepted by all so callers need not know which likelihood they hold):
+#
+#     heads                               names of the decoder output heads
+#     support                             (low, high): the values x may take, or None (all reals)
+#     nll(x, outs, sigma) -> (B,)         rec_b = -log p(x_b | z_b), summed over D
+#     nll_backward(dnll, x, outs, sigma)  -> tuple of d rec / d outs, one (B, D) array per head
+#     mean(outs, sigma) -> (B, D)         E[x | z]
 
-Likelihood = namedtuple("Likelihood", "heads nll nll_backward mean")
-Likelihood.__doc__ = r"""A decoder likelihood.
+class Likelihood:
+    r"""A decoder likelihood p(x|z) (base class: the shared attributes and their defaults).
 
-heads : names of the decoder output heads (``out`` and, for gaussian_learned, ``out_logvar``).
-nll(x, outs, sigma) -> (B,);  nll_backward(dnll, x, outs, sigma) -> tuple of d outs;
-mean(outs, sigma) -> E[x | z] (B, D).
-"""
+    ``name`` is the key in :data:`LIKELIHOODS` and in ``VAEConfig.likelihood``; ``heads`` the
+    decoder output heads; ``support`` the closed interval ``(low, high)`` the data x must lie in
+    for the density to be defined, or None when any real x is allowed (checking x against it is
+    the callers' business; the formulas themselves never clip).
+    """
+    name = None
+    heads = ("out",)
+    support = None
 
-LIKELIHOODS = {
-    "bernoulli": Likelihood(
-        ("out",),
-        lambda x, outs, sigma: bernoulli_nll(x, outs[0]),
-        lambda d, x, outs, sigma: (bernoulli_nll_backward(d, x, outs[0]),),
-        lambda outs, sigma: bernoulli_mean(outs[0])),
-    "gaussian": Likelihood(
-        ("out",),
-        lambda x, outs, sigma: gaussian_nll(x, outs[0], sigma),
-        lambda d, x, outs, sigma: (gaussian_nll_backward(d, x, outs[0], sigma),),
-        lambda outs, sigma: outs[0]),
-    "gaussian_learned": Likelihood(
-        ("out", "out_logvar"),
-        lambda x, outs, sigma: gaussian_learned_nll(x, *outs),
-        lambda d, x, outs, sigma: gaussian_learned_nll_backward(d, x, *outs),
-        lambda outs, sigma: outs[0]),
-    "continuous_bernoulli": Likelihood(
-        ("out",),
-        lambda x, outs, sigma: continuous_bernoulli_nll(x, outs[0]),
-        lambda d, x, outs, sigma: (continuous_bernoulli_nll_backward(d, x, outs[0]),),
-        lambda outs, sigma: continuous_bernoulli_mean(outs[0])),
-}
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Bernoulli(Likelihood):
+    r"""``p(x_d | z) = lam_d**x_d * (1 - lam_d)**(1 - x_d)``, ``lam = sigmoid(logits)``.
+
+    One head, the logits. x is binary, or in [0, 1] as a soft target (binary cross-entropy).
+    """
+    name = "bernoulli"
+    support = (0.0, 1.0)
+
+    def nll(self, x, outs, sigma=None):
+        (logits,) = outs
+        return bernoulli_nll(x, logits)
+
+    def nll_backward(self, dnll, x, outs, sigma=None):
+        (logits,) = outs
+        return (bernoulli_nll_backward(dnll, x, logits),)
+
+    def mean(self, outs, sigma=None):
+        (logits,) = outs
+        return bernoulli_mean(logits)
+
+
+class Gaussian(Likelihood):
+    r"""``p(x_d | z) = N(x_d; mean_d, sigma**2)`` with the fixed sigma of the config.
+
+    One head, the mean (a linear output). ``sigma`` is ``VAEConfig.sigma``.
+    """
+    name = "gaussian"
+
+    def nll(self, x, outs, sigma=1.0):
+        (mean,) = outs
+        return gaussian_nll(x, mean, sigma)
+
+    def nll_backward(self, dnll, x, outs, sigma=1.0):
+        (mean,) = outs
+        return (gaussian_nll_backward(dnll, x, mean, sigma),)
+
+    def mean(self, outs, sigma=None):
+        (mean,) = outs
+        return mean
+
+
+class GaussianLearned(Likelihood):
+    r"""``p(x_d | z) = N(x_d; mean_d, exp(logvar_d))`` with a per-pixel log-variance head.
+
+    Two heads, ``out`` (the mean) and ``out_logvar`` (Kingma & Welling 2014, App. C.2).
+    """
+    name = "gaussian_learned"
+    heads = ("out", "out_logvar")
+
+    def nll(self, x, outs, sigma=None):
+        mean, logvar = outs
+        return gaussian_learned_nll(x, mean, logvar)
+
+    def nll_backward(self, dnll, x, outs, sigma=None):
+        mean, logvar = outs
+        return gaussian_learned_nll_backward(dnll, x, mean, logvar)
+
+    def mean(self, outs, sigma=None):
+        mean, _ = outs
+        return mean
+
+
+class ContinuousBernoulli(Likelihood):
+    r"""``p(x_d | z) = C(lam_d) lam_d**x_d (1 - lam_d)**(1 - x_d)`` on [0, 1], lam = sigmoid(l).
+
+    One head, the logits (Loaiza-Ganem & Cunningham 2019); C is :func:`cb_log_norm`'s
+    normalizer, and the mean is not sigmoid(l) (:func:`continuous_bernoulli_mean`).
+    """
+    name = "continuous_bernoulli"
+    support = (0.0, 1.0)
+
+    def nll(self, x, outs, sigma=None):
+        (logits,) = outs
+        return continuous_bernoulli_nll(x, logits)
+
+    def nll_backward(self, dnll, x, outs, sigma=None):
+        (logits,) = outs
+        return (continuous_bernoulli_nll_backward(dnll, x, logits),)
+
+    def mean(self, outs, sigma=None):
+        (logits,) = outs
+        return continuous_bernoulli_mean(logits)
+
+
+LIKELIHOODS = {lik.name: lik for lik in
+               (Bernoulli(), Gaussian(), GaussianLearned(), ContinuousBernoulli())}
 
 
 def get_likelihood(name):
-    r"""Return the :class:`Likelihood` for a name; ValueError lists the choices."""
+    r"""Return the likelihood object for a name (e.g. :class:`Bernoulli` for "bernoulli");
+    ValueError lists the choices."""
     try:
         return LIKELIHOODS[name]
     except KeyError:

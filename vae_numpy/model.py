@@ -1,4 +1,4 @@
-r"""The VAE: configuration, parameters, forward and backward composition, and the loss.
+r"""The VAE: forward and backward composition, the loss, and the model's configuration.
 
 Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
 
@@ -11,6 +11,10 @@ Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
 Parameter names: ``enc.{i}.W``, ``enc.{i}.b``, ``dec.{i}.W``, ``dec.{i}.b`` for hidden layers,
 heads ``enc.mu.*``, ``enc.logvar.*``, ``dec.out.*`` and ``dec.out_logvar.*``
 (gaussian_learned only). ``W`` has shape (in, out): a layer computes ``x @ W + b``.
+
+Reading order: the encoder and decoder pieces, then :func:`loss_and_grads` (the forward and,
+facing it, the backward), then using a trained model; the bookkeeping comes last (parameter
+shapes and initialization, :class:`VAEConfig`, the input checks).
 """
 import dataclasses
 import json
@@ -24,166 +28,6 @@ from .likelihoods import LIKELIHOODS, get_likelihood
 
 REDUCTIONS = ("mean", "sum")
 DTYPES = ("float64", "float32")
-
-
-@dataclasses.dataclass(frozen=True)
-class VAEConfig:
-    r"""Architecture and objective of a VAE.
-
-    Parameters
-    ----------
-    input_dim : D, data dimensions (784 for 28 x 28 images).
-    latent_dim : J, latent dimensions.
-    encoder_hidden, decoder_hidden : widths of the hidden layers, any number (may be empty).
-    activation : one of relu, leaky_relu, tanh, sigmoid, softplus, identity.
-    likelihood : bernoulli, gaussian, gaussian_learned or continuous_bernoulli.
-    beta : weight of the KL term, loss = rec_weight * rec + beta * kl (beta = 1 is the ELBO).
-    sigma : the fixed standard deviation of the ``gaussian`` likelihood (unused otherwise).
-    dtype : float64 (reference precision) or float32 (fast path) of the parameters.
-    rec_weight : weight of the reconstruction term (1, the default, is the ELBO; 0 switches
-        reconstruction off, a KL-only objective used to show what the KL alone does).
-    """
-    input_dim: int
-    latent_dim: int = 20
-    encoder_hidden: tuple = (400,)
-    decoder_hidden: tuple = (400,)
-    activation: str = "relu"
-    likelihood: str = "bernoulli"
-    beta: float = 1.0
-    sigma: float = 1.0
-    dtype: str = "float64"
-    rec_weight: float = 1.0
-
-    def __post_init__(self):
-        for name in ("encoder_hidden", "decoder_hidden"):
-            widths = getattr(self, name)
-            widths = (widths,) if isinstance(widths, (int, np.integer)) else tuple(widths)
-            if any(int(w) != w or w < 1 for w in widths):
-                raise ValueError(f"VAEConfig.{name} must be positive integers, got {widths}")
-            object.__setattr__(self, name, tuple(int(w) for w in widths))
-        for name in ("input_dim", "latent_dim"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"VAEConfig.{name} must be a positive integer, "
-                                 f"got {getattr(self, name)!r}")
-        activation_pair(self.activation)
-        get_likelihood(self.likelihood)
-        if not self.rec_weight >= 0:
-            raise ValueError(f"VAEConfig.rec_weight must be >= 0, got {self.rec_weight!r}")
-        if not self.beta >= 0:
-            raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta!r}")
-        if not self.sigma > 0:
-            raise ValueError(f"VAEConfig.sigma must be > 0, got {self.sigma!r}")
-        if str(self.dtype) not in DTYPES:
-            raise ValueError(f"VAEConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        object.__setattr__(self, "dtype", str(self.dtype))
-
-    def to_dict(self):
-        r"""A JSON-ready dict of the fields."""
-        d = dataclasses.asdict(self)
-        d["encoder_hidden"] = list(self.encoder_hidden)
-        d["decoder_hidden"] = list(self.decoder_hidden)
-        return d
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d):
-        r"""Build from a dict as written by :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown VAEConfig fields {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
-
-
-# --- parameters -------------------------------------------------------------------------
-
-def layer_shapes(cfg):
-    r"""Ordered ``{prefix: (in, out)}`` for every dense layer, e.g. ``{"enc.0": (784, 400)}``."""
-    shapes = {}
-    width = cfg.input_dim
-    for i, h in enumerate(cfg.encoder_hidden):
-        shapes[f"enc.{i}"] = (width, h)
-        width = h
-    shapes["enc.mu"] = (width, cfg.latent_dim)
-    shapes["enc.logvar"] = (width, cfg.latent_dim)
-    width = cfg.latent_dim
-    for i, h in enumerate(cfg.decoder_hidden):
-        shapes[f"dec.{i}"] = (width, h)
-        width = h
-    for head in LIKELIHOODS[cfg.likelihood].heads:
-        shapes[f"dec.{head}"] = (width, cfg.input_dim)
-    return shapes
-
-
-def param_shapes(cfg):
-    r"""Ordered ``{name: shape}``: ``<layer>.W`` of shape (in, out), ``<layer>.b`` of (out,)."""
-    shapes = {}
-    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
-        shapes[prefix + ".W"] = (n_in, n_out)
-        shapes[prefix + ".b"] = (n_out,)
-    return shapes
-
-
-def init_params(cfg, rng):
-    r"""PyTorch ``nn.Linear`` default initialization: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
-
-    Parameters
-    ----------
-    cfg : VAEConfig
-    rng : numpy.random.Generator (draws W then b, layer by layer, in name order).
-
-    Returns
-    -------
-    dict name -> array of dtype cfg.dtype, W of shape (in, out).
-    """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("init_params needs a numpy.random.Generator as rng, e.g. "
-                        f"numpy.random.default_rng(0); got {type(rng).__name__}")
-    params = {}
-    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
-        bound = 1 / np.sqrt(n_in)
-        params[prefix + ".W"] = rng.uniform(-bound, bound, (n_in, n_out)).astype(cfg.dtype)
-        params[prefix + ".b"] = rng.uniform(-bound, bound, n_out).astype(cfg.dtype)
-    return params
-
-
-# --- validation ---------------------------------------------------------------------------
-
-def params_dtype(params, cfg):
-    r"""Check ``params`` against ``cfg`` (names, shapes, one float dtype); return the dtype."""
-    expected = param_shapes(cfg)
-    missing = [k for k in expected if k not in params]
-    extra = [k for k in params if k not in expected]
-    if missing or extra:
-        raise ValueError(f"params do not match the config: missing {missing}, unexpected "
-                         f"{extra}; build them with vae_numpy.init_params(cfg, rng)")
-    dtypes = {np.asarray(v).dtype for v in params.values()}
-    if len(dtypes) != 1 or next(iter(dtypes)).name not in DTYPES:
-        raise ValueError("params must all be float64 or all float32, found "
-                         f"{sorted(map(str, dtypes))}")
-    for name, shape in expected.items():
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] has shape {params[name].shape}, expected {shape} "
-                             "(W is (in, out); a PyTorch nn.Linear.weight must be transposed)")
-    return next(iter(dtypes))
-
-
-def check_batch(name, a, dtype, width, batch=None):
-    r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast)."""
-    a = np.asarray(a)
-    if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):
-        want = f"({'B' if batch is None else batch}, {width})"
-        hint = (f"; flatten images to (N, H*W) with {name}.reshape(len({name}), -1)"
-                if a.ndim > 2 else "")
-        raise ValueError(f"{name} has shape {a.shape}, expected {want}{hint}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name} has dtype {a.dtype} but the parameters are {dtype}; convert "
-                        f"with {name}.astype(np.{dtype}) (vae_numpy never changes dtype silently)")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf ({np.sum(~np.isfinite(a))} entries)")
-    return a
 
 
 # --- forward / backward pieces ------------------------------------------------------------
@@ -293,26 +137,6 @@ def free_bits_kl(mu, logvar, free_bits):
     return np.where(active, kl_dims, floor).sum(axis=-1), active
 
 
-def forward(params, x, eps, cfg):
-    r"""The forward pass shared by :func:`loss_and_grads` and :func:`loss_terms`.
-
-    Checks the inputs, then encodes x (B, D), samples ``z = mu + exp(logvar / 2) * eps``
-    (B, J) and decodes it. Returns ``(terms, caches)``: terms ``rec`` (B,) summed over D,
-    ``kl`` (B,) summed over J, ``mu``, ``logvar``, ``z`` (B, J) and ``outs`` (the decoder's
-    unconstrained outputs); caches ``(enc_cache, rep_cache, dec_cache)`` for the backward.
-    """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
-    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
-    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
-    z, rep_cache = reparameterize_forward(mu, logvar, eps)
-    outs, dec_cache = decoder_forward(params, z, cfg)
-    terms = {"rec": get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma),
-             "kl": kl_standard_normal(mu, logvar), "mu": mu, "logvar": logvar, "z": z,
-             "outs": outs}
-    return terms, (enc_cache, rep_cache, dec_cache)
-
-
 def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=None):
     r"""Negative ELBO (beta-weighted) of a batch and its gradient for every parameter.
 
@@ -344,17 +168,23 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
         in the loss, equal to ``kl`` without free bits), and ``mu``, ``logvar``, ``z`` (B, J).
     """
     beta = cfg.beta if beta is None else beta
-    terms, (enc_cache, rep_cache, dec_cache) = forward(params, x, eps, cfg)
-    x, mu, logvar, outs = np.asarray(x), terms["mu"], terms["logvar"], terms.pop("outs")
+    x, eps = check_inputs(params, x, eps, cfg)
     likelihood = get_likelihood(cfg.likelihood)
-    kl_objective, active = terms["kl"], None
+
+    # forward: x -> (mu, logvar) -> z -> outs -> rec; and (mu, logvar) -> kl
+    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)     # (B, J) each
+    z, rep_cache = reparameterize_forward(mu, logvar, eps)        # (B, J)
+    outs, dec_cache = decoder_forward(params, z, cfg)             # each (B, D)
+    rec = likelihood.nll(x, outs, cfg.sigma)                      # (B,)
+    kl = kl_standard_normal(mu, logvar)                           # (B,)
+    kl_objective, active = kl, None
     if free_bits > 0:
         kl_objective, active = free_bits_kl(mu, logvar, free_bits)
-    terms["kl_objective"] = kl_objective
-    loss = reduce_batch(cfg.rec_weight * terms["rec"] + beta * kl_objective, reduction)
+    loss = reduce_batch(cfg.rec_weight * rec + beta * kl_objective, reduction)
 
+    # backward: the same steps in reverse; the decoder path and the KL path meet at the encoder
     grads = {}
-    dper = reduction_weights(x.shape[0], reduction, mu.dtype)
+    dper = reduction_weights(x.shape[0], reduction, mu.dtype)     # (B,) d loss / d per-example
     douts = likelihood.nll_backward(cfg.rec_weight * dper, x, outs, cfg.sigma)
     dz = decoder_backward(douts, dec_cache, cfg, grads)
     dmu, dlogvar = reparameterize_backward(dz, rep_cache)
@@ -362,7 +192,28 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     if active is not None:
         dmu_kl, dlogvar_kl = dmu_kl * active, dlogvar_kl * active
     encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_cache, cfg, grads)
+
+    terms = {"rec": rec, "kl": kl, "mu": mu, "logvar": logvar, "z": z,
+             "kl_objective": kl_objective}
     return loss, {k: grads[k] for k in params}, terms
+
+
+def forward(params, x, eps, cfg):
+    r"""The forward pass of :func:`loss_and_grads` on its own (for :func:`loss_terms`).
+
+    Checks the inputs, then encodes x (B, D), samples ``z = mu + exp(logvar / 2) * eps``
+    (B, J) and decodes it. Returns ``(terms, caches)``: terms ``rec`` (B,) summed over D,
+    ``kl`` (B,) summed over J, ``mu``, ``logvar``, ``z`` (B, J) and ``outs`` (the decoder's
+    unconstrained outputs); caches ``(enc_cache, rep_cache, dec_cache)`` for the backward.
+    """
+    x, eps = check_inputs(params, x, eps, cfg)
+    (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
+    z, rep_cache = reparameterize_forward(mu, logvar, eps)
+    outs, dec_cache = decoder_forward(params, z, cfg)
+    terms = {"rec": get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma),
+             "kl": kl_standard_normal(mu, logvar), "mu": mu, "logvar": logvar, "z": z,
+             "outs": outs}
+    return terms, (enc_cache, rep_cache, dec_cache)
 
 
 def loss_terms(params, x, eps, cfg):
@@ -405,3 +256,174 @@ def sample(params, n, cfg, rng):
     dtype = params_dtype(params, cfg)
     z = rng.standard_normal((n, cfg.latent_dim)).astype(dtype)
     return decode(params, z, cfg)
+
+
+# --- parameters -------------------------------------------------------------------------
+
+def layer_shapes(cfg):
+    r"""Ordered ``{prefix: (in, out)}`` for every dense layer, e.g. ``{"enc.0": (784, 400)}``."""
+    shapes = {}
+    width = cfg.input_dim
+    for i, h in enumerate(cfg.encoder_hidden):
+        shapes[f"enc.{i}"] = (width, h)
+        width = h
+    shapes["enc.mu"] = (width, cfg.latent_dim)
+    shapes["enc.logvar"] = (width, cfg.latent_dim)
+    width = cfg.latent_dim
+    for i, h in enumerate(cfg.decoder_hidden):
+        shapes[f"dec.{i}"] = (width, h)
+        width = h
+    for head in LIKELIHOODS[cfg.likelihood].heads:
+        shapes[f"dec.{head}"] = (width, cfg.input_dim)
+    return shapes
+
+
+def param_shapes(cfg):
+    r"""Ordered ``{name: shape}``: ``<layer>.W`` of shape (in, out), ``<layer>.b`` of (out,)."""
+    shapes = {}
+    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
+        shapes[prefix + ".W"] = (n_in, n_out)
+        shapes[prefix + ".b"] = (n_out,)
+    return shapes
+
+
+def init_params(cfg, rng):
+    r"""PyTorch ``nn.Linear`` default initialization: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+
+    Parameters
+    ----------
+    cfg : VAEConfig
+    rng : numpy.random.Generator (draws W then b, layer by layer, in name order).
+
+    Returns
+    -------
+    dict name -> array of dtype cfg.dtype, W of shape (in, out).
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("init_params needs a numpy.random.Generator as rng, e.g. "
+                        f"numpy.random.default_rng(0); got {type(rng).__name__}")
+    params = {}
+    for prefix, (n_in, n_out) in layer_shapes(cfg).items():
+        bound = 1 / np.sqrt(n_in)
+        params[prefix + ".W"] = rng.uniform(-bound, bound, (n_in, n_out)).astype(cfg.dtype)
+        params[prefix + ".b"] = rng.uniform(-bound, bound, n_out).astype(cfg.dtype)
+    return params
+
+
+# --- configuration ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    r"""Architecture and objective of a VAE.
+
+    Parameters
+    ----------
+    input_dim : D, data dimensions (784 for 28 x 28 images).
+    latent_dim : J, latent dimensions.
+    encoder_hidden, decoder_hidden : widths of the hidden layers, any number (may be empty).
+    activation : one of relu, leaky_relu, tanh, sigmoid, softplus, identity.
+    likelihood : bernoulli, gaussian, gaussian_learned or continuous_bernoulli.
+    beta : weight of the KL term, loss = rec_weight * rec + beta * kl (beta = 1 is the ELBO).
+    sigma : the fixed standard deviation of the ``gaussian`` likelihood (unused otherwise).
+    dtype : float64 (reference precision) or float32 (fast path) of the parameters.
+    rec_weight : weight of the reconstruction term (1, the default, is the ELBO; 0 switches
+        reconstruction off, a KL-only objective used to show what the KL alone does).
+    """
+    input_dim: int
+    latent_dim: int = 20
+    encoder_hidden: tuple = (400,)
+    decoder_hidden: tuple = (400,)
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    beta: float = 1.0
+    sigma: float = 1.0
+    dtype: str = "float64"
+    rec_weight: float = 1.0
+
+    def __post_init__(self):
+        for name in ("encoder_hidden", "decoder_hidden"):
+            widths = getattr(self, name)
+            widths = (widths,) if isinstance(widths, (int, np.integer)) else tuple(widths)
+            if any(int(w) != w or w < 1 for w in widths):
+                raise ValueError(f"VAEConfig.{name} must be positive integers, got {widths}")
+            object.__setattr__(self, name, tuple(int(w) for w in widths))
+        for name in ("input_dim", "latent_dim"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"VAEConfig.{name} must be a positive integer, "
+                                 f"got {getattr(self, name)!r}")
+        activation_pair(self.activation)
+        get_likelihood(self.likelihood)
+        if not self.rec_weight >= 0:
+            raise ValueError(f"VAEConfig.rec_weight must be >= 0, got {self.rec_weight!r}")
+        if not self.beta >= 0:
+            raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"VAEConfig.sigma must be > 0, got {self.sigma!r}")
+        if str(self.dtype) not in DTYPES:
+            raise ValueError(f"VAEConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        object.__setattr__(self, "dtype", str(self.dtype))
+
+    def to_dict(self):
+        r"""A JSON-ready dict of the fields."""
+        d = dataclasses.asdict(self)
+        d["encoder_hidden"] = list(self.encoder_hidden)
+        d["decoder_hidden"] = list(self.decoder_hidden)
+        return d
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        r"""Build from a dict as written by :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown VAEConfig fields {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def params_dtype(params, cfg):
+    r"""Check ``params`` against ``cfg`` (names, shapes, one float dtype); return the dtype."""
+    expected = param_shapes(cfg)
+    missing = [k for k in expected if k not in params]
+    extra = [k for k in params if k not in expected]
+    if missing or extra:
+        raise ValueError(f"params do not match the config: missing {missing}, unexpected "
+                         f"{extra}; build them with vae_numpy.init_params(cfg, rng)")
+    dtypes = {np.asarray(v).dtype for v in params.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)).name not in DTYPES:
+        raise ValueError("params must all be float64 or all float32, found "
+                         f"{sorted(map(str, dtypes))}")
+    for name, shape in expected.items():
+        if params[name].shape != shape:
+            raise ValueError(f"params[{name!r}] has shape {params[name].shape}, expected {shape} "
+                             "(W is (in, out); a PyTorch nn.Linear.weight must be transposed)")
+    return next(iter(dtypes))
+
+
+def check_batch(name, a, dtype, width, batch=None):
+    r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast)."""
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):
+        want = f"({'B' if batch is None else batch}, {width})"
+        hint = (f"; flatten images to (N, H*W) with {name}.reshape(len({name}), -1)"
+                if a.ndim > 2 else "")
+        raise ValueError(f"{name} has shape {a.shape}, expected {want}{hint}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but the parameters are {dtype}; convert "
+                        f"with {name}.astype(np.{dtype}) (vae_numpy never changes dtype silently)")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf ({np.sum(~np.isfinite(a))} entries)")
+    return a
+
+
+def check_inputs(params, x, eps, cfg):
+    r"""Check params against cfg, then x (B, D) and eps (B, J) in the params' dtype; return
+    x, eps as arrays (no copy, no cast)."""
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim)
+    eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
+    return x, eps
