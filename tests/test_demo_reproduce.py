@@ -69,7 +69,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(demo, tmp_path, monkeypatc
 
 def test_resume_refuses_a_flag_that_would_change_the_run(demo, tmp_path):
     demo.main(SMALL + ["--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="lr-scale 2.0 conflicts with the checkpoint's 1.0"):
+    with pytest.raises(SystemExit, match="lr-scale 2.0 conflicts with the checkpoint.s 3.0"):
         demo.main(["--resume", "--lr-scale", "2", "--out-dir", str(tmp_path)])
 
 
