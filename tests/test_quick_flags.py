@@ -14,6 +14,7 @@ SCRIPTS = {
     "demos/check_pytorch.py": ([], "torch"),
     "benchmarks/train_speed.py": ([], None),
     "benchmarks/bench_vs_torch.py": ([], None),
+    "benchmarks/bench_iwae.py": ([], None),
 }
 
 
@@ -34,10 +35,11 @@ def other_value(value):
 
 
 @pytest.mark.parametrize("path", sorted(SCRIPTS))
-def test_quick_sets_its_defaults_and_explicit_flags_win(path):
+def test_quick_sets_its_defaults_and_explicit_flags_win(path, monkeypatch):
     positional, needs = SCRIPTS[path]
     if needs:
         pytest.importorskip(needs, reason=f"{path} imports {needs}")
+    monkeypatch.syspath_prepend(str((ROOT / path).parent))  # scripts import their neighbours
     script = load(path)
     quick = script.QUICK
     plain = vars(script.parse_args(positional))
