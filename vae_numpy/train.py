@@ -496,6 +496,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
                                  rng=rng, x_train=x_train, first_step=steps, clock=clock,
                                  progress=progress, label=label))
+        if record["steps"] == steps:   # the budget ran out before this epoch's first step
+            break
         steps = record["steps"]
         if x_test is not None:
             progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
