@@ -38,8 +38,9 @@ import numpy as np
 
 from .data import binarize_dynamic, binarize_static, minibatches
 from .evaluate import elbo_terms
+from .fast_step import FastStep
 from .likelihoods import get_likelihood
-from .model import check_batch, loss_and_grads, params_dtype
+from .model import check_batch, params_dtype
 from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
@@ -233,13 +234,12 @@ def make_step(cfg, reduction="mean", free_bits=0.0):
     r"""The training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
 
     One minibatch's objective ``reduce_b(rec_weight * rec_b + beta * kl_b)`` and its gradient,
-    as :func:`vae_numpy.model.loss_and_grads` computes it; ``beta`` is the step's KL weight
-    (beta_t under warm-up). ``train`` checks its data once, so the step may skip the checks.
+    equal bit for bit to :func:`vae_numpy.model.loss_and_grads`; ``beta`` is the step's KL
+    weight (beta_t under warm-up). The step is :class:`vae_numpy.fast_step.FastStep`: the same
+    operations into buffers kept between steps (its ``grads`` are overwritten by the next
+    call). ``train`` checks its data once, so the step skips the checks.
     """
-    def step(params, x, eps, beta):
-        return loss_and_grads(params, x, eps, cfg, reduction=reduction, free_bits=free_bits,
-                              beta=beta)
-    return step
+    return FastStep(cfg, reduction, free_bits)
 
 
 def make_iwae_step(cfg, reduction="mean"):
