@@ -211,9 +211,10 @@ def test_active_units_threshold_is_on_the_variance_of_mu(lin):
     assert ev.active_units(params, x, lin["cfg"]) == 2
 
 
-def test_kl_per_dimension_sums_to_the_mean_kl(lin, rng):
+def test_mean_kl_per_dimension_sums_to_the_mean_kl(lin, rng):
     params = wrong_params(lin)
-    per_dim = ev.kl_per_dimension(params, lin["x"], lin["cfg"])
+    per_dim = ev.mean_kl_per_dimension(params, lin["x"], lin["cfg"])
+    np.testing.assert_array_equal(ev.kl_per_dimension(params, lin["x"], lin["cfg"]), per_dim)
     _, kl = loss_terms(params, lin["x"], rng.standard_normal((400, J)), lin["cfg"])
     np.testing.assert_allclose(per_dim.sum(), kl.mean(), rtol=1e-12)
     mu, logvar = encode(params, lin["x"], lin["cfg"])

@@ -3,21 +3,23 @@ r"""vae_numpy: a variational autoencoder written from scratch in NumPy.
 loss = -ELBO = rec + beta * KL, with rec = -log p(x|z) for one z ~ q(z|x) per x.
 See README.md for the conventions (logvar, reductions, weight layout, noise as an argument).
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .model import (VAEConfig, decode, decoder_outputs, encode, init_params, loss_and_grads,
                     loss_terms, param_shapes, reconstruct, sample)
-from .train import evaluate_elbo, init_output_bias, train
+from .train import init_output_bias, train
+from .iwae import iwae_loss_and_grads
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset, synthetic_dataset
 from .crosscheck import Report, compare, compare_files, make_fixture, read_fixture, write_fixture
-from .evaluate import (active_units, bits_per_dim, elbo, evaluate_model, iw_log_likelihood,
-                       mutual_information, rate_distortion)
+from .evaluate import (active_units, bits_per_dim, elbo, evaluate_elbo, evaluate_model,
+                       iw_log_likelihood, mutual_information, rate_distortion)
 from . import estimators, evaluate, gradcheck, linear_gaussian, optim
 
 __all__ = [
     # the model
     "VAEConfig", "init_params", "loss_and_grads", "loss_terms", "param_shapes",
+    "iwae_loss_and_grads",
     "encode", "decode", "decoder_outputs", "reconstruct", "sample",
     # training, checkpoints, data
     "train", "evaluate_elbo", "init_output_bias",

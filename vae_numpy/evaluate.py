@@ -26,14 +26,20 @@ import time
 import numpy as np
 from scipy.special import logsumexp
 
-from .gaussian import (kl_per_dimension as kl_per_dimension_per_example,
-                       log_normal_diag, log_standard_normal, std_from_logvar)
+from . import gaussian
+from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
 DEFAULT_BATCH_SIZE = 100      # examples per chunk
 DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
+# Seed of the noise eps of the held-out ELBO (evaluate_elbo, what train reports per epoch).
+# Not 0, the seed of data.binarize_test_set, so the test images' Bernoulli draws and the noise
+# never come from the same random stream.
+EVAL_NOISE_SEED = 1
+# Rows per forward pass of evaluate_elbo: bounds memory, does not change the numbers.
+EVAL_CHUNK = 1000
 
 
 def bits_per_dim(nats, input_dim):
@@ -169,6 +175,12 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
 
 
 # --- the ELBO -------------------------------------------------------------------------------
+#
+# One computation, elbo_terms (per-example rec and kl); the other three summarize it:
+#   elbo              the per-example ELBO, -(rec + kl)                            (N,)
+#   evaluate_elbo     the held-out -ELBO with a fixed-seed noise: mean rec, kl and neg_elbo
+#                     (what train reports after every epoch)
+#   rate_distortion   the same means from a caller's rng, named rate (kl) and distortion (rec)
 
 def elbo_terms(params, x, cfg, rng, n_samples=1, batch_size=1000):
     r"""Per-example ``rec`` and ``kl`` of the ELBO, rec averaged over n_samples draws of z.
@@ -196,10 +208,42 @@ def elbo_terms(params, x, cfg, rng, n_samples=1, batch_size=1000):
     return rec / dtype.type(n_samples), kl
 
 
+def _means(rec, kl):
+    r"""``mean_n rec_n`` and ``mean_n kl_n``, accumulated in float64, as Python floats."""
+    return float(np.mean(rec, dtype=np.float64)), float(np.mean(kl, dtype=np.float64))
+
+
 def elbo(params, x, cfg, rng, n_samples=1, batch_size=1000):
     r"""Per-example ELBO ``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` (see :func:`elbo_terms`). (N,)."""
     rec, kl = elbo_terms(params, x, cfg, rng, n_samples, batch_size)
     return -(rec + kl)
+
+
+def evaluate_elbo(params, cfg, x, *, seed=EVAL_NOISE_SEED, chunk=EVAL_CHUNK):
+    r"""Single-sample -ELBO of a data set with a fixed noise, in nats per example.
+
+    ``rec = mean_n rec_n``, ``kl = mean_n kl_n``, ``neg_elbo = rec + kl`` (beta = 1, the true
+    ELBO whatever cfg.beta), with ``eps`` (N, J) drawn once from ``default_rng(seed)`` in the
+    params' dtype, so the result is the same for every ``chunk`` size and every call. This is
+    :func:`elbo_terms` with one sample, averaged in float64. (Also importable as
+    ``vae_numpy.train.evaluate_elbo``, its home before.)
+
+    Parameters
+    ----------
+    params : dict; cfg : VAEConfig
+    x : (N, D) data of the params' dtype (binarize a Bernoulli test set first, e.g. with
+        :func:`vae_numpy.data.binarize_test_set`).
+    seed : int, seed of the noise.
+    chunk : rows per forward pass (memory only).
+
+    Returns
+    -------
+    dict with float ``rec``, ``kl``, ``neg_elbo``.
+    """
+    if len(x) == 0:
+        raise ValueError("evaluate_elbo got an empty data set x")
+    rec, kl = _means(*elbo_terms(params, x, cfg, np.random.default_rng(seed), batch_size=chunk))
+    return {"rec": rec, "kl": kl, "neg_elbo": rec + kl}
 
 
 def rate_distortion(params, x, cfg, rng, n_samples=1, batch_size=1000):
@@ -210,8 +254,7 @@ def rate_distortion(params, x, cfg, rng, n_samples=1, batch_size=1000):
     dict with ``rate`` = mean KL(q(z|x) || p(z)), ``distortion`` = mean rec, and
     ``neg_elbo = rate + distortion``.
     """
-    rec, kl = elbo_terms(params, x, cfg, rng, n_samples, batch_size)
-    rate, distortion = float(np.mean(kl, dtype=np.float64)), float(np.mean(rec, dtype=np.float64))
+    distortion, rate = _means(*elbo_terms(params, x, cfg, rng, n_samples, batch_size))
     return {"rate": rate, "distortion": distortion, "neg_elbo": rate + distortion}
 
 
@@ -241,17 +284,17 @@ def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=100
     return int(np.sum(posterior_mean_variance(params, x, cfg, batch_size) > threshold))
 
 
-def kl_per_dimension(params, x, cfg, batch_size=1000):
+def mean_kl_per_dimension(params, x, cfg, batch_size=1000):
     r"""KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the data x. (J,) float64.
 
     ``kl_j = mean_n 0.5 * (mu_nj**2 + exp(logvar_nj) - 1 - logvar_nj)``: the (B, J) array of
     :func:`vae_numpy.gaussian.kl_per_dimension` (which takes mu, logvar, not a model) for the
     encoded x, then the mean over the N examples, in float64; the sum over j is the mean KL
-    (the rate).
+    (the rate). The old name ``evaluate.kl_per_dimension`` still works.
     """
     mu, logvar = encode_all(params, x, cfg, batch_size)
-    per_example = kl_per_dimension_per_example(mu.astype(np.float64), logvar.astype(np.float64))
-    return per_example.mean(axis=0)  # (J,)
+    per_example = gaussian.kl_per_dimension(mu.astype(np.float64), logvar.astype(np.float64))
+    return per_example.mean(axis=0)  # (N, J) -> (J,)
 
 
 def mutual_information(params, x, cfg, rng, batch_size=200):
@@ -336,7 +379,7 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
         "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
         "active_unit_threshold": ACTIVE_UNIT_THRESHOLD,
         "posterior_mean_variance": variances.tolist(),
-        "kl_per_dimension": kl_per_dimension(params, x, cfg).tolist(),
+        "kl_per_dimension": mean_kl_per_dimension(params, x, cfg).tolist(),
         "mutual_information": mutual_information(params, x, cfg, rng),
         "mutual_information_max": math.log(len(x)),
         "k": int(k), "n": int(len(x)), "n_elbo_samples": int(n_elbo_samples),
@@ -347,3 +390,10 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
     result["seconds_iw"] = seconds_iw
     result["seconds"] = time.perf_counter() - t0
     return result
+
+
+# --- old names ----------------------------------------------------------------------------------
+
+# Before issue 13 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
+# gaussian.kl_per_dimension is the (B, J) per-example array; the old name still works.
+kl_per_dimension = mean_kl_per_dimension

@@ -37,7 +37,9 @@ import time
 import numpy as np
 
 from .data import binarize_dynamic, binarize_static, minibatches
-from .evaluate import elbo_terms
+# evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
+# (the old home) still works.
+from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
 from .fast_step import FastStep
 from .likelihoods import get_likelihood
 from .model import check_batch, params_dtype
@@ -45,13 +47,8 @@ from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
 
-# Seed of the noise eps used for held-out evaluation. Not 0, the seed of binarize_test_set, so
-# the test images' Bernoulli draws and the noise never come from the same random stream.
-EVAL_NOISE_SEED = 1
 # Seed of the one-off draw for binarize="static" (fixed, so a resumed run sees the same data).
 STATIC_BINARIZE_SEED = 2
-# Rows per forward pass when evaluating: bounds memory, does not change the numbers.
-EVAL_CHUNK = 1000
 # Default clip of the data mean in init_output_bias: logit(1e-3) = -6.9, a finite start for
 # pixels that are always 0 (MNIST's border).
 OUTPUT_BIAS_CLIP = 1e-3
@@ -151,35 +148,6 @@ def init_output_bias(params, x_train, cfg, clip=OUTPUT_BIAS_CLIP):
     bias = output_bias_for_mean(x_train.mean(axis=0, dtype=np.float64), cfg, clip)
     params["dec.out.b"][...] = bias.astype(dtype)
     return params
-
-
-# --- evaluation ----------------------------------------------------------------------------------
-
-def evaluate_elbo(params, cfg, x, *, seed=EVAL_NOISE_SEED, chunk=EVAL_CHUNK):
-    r"""Single-sample -ELBO of a data set with a fixed noise, in nats per example.
-
-    ``rec = mean_n rec_n``, ``kl = mean_n kl_n``, ``neg_elbo = rec + kl`` (beta = 1, the true
-    ELBO whatever cfg.beta), with ``eps`` (N, J) drawn once from ``default_rng(seed)`` in the
-    params' dtype, so the result is the same for every ``chunk`` size and every call. This is
-    :func:`vae_numpy.evaluate.elbo_terms` with one sample, averaged in float64.
-
-    Parameters
-    ----------
-    params : dict; cfg : VAEConfig
-    x : (N, D) data of the params' dtype (binarize a Bernoulli test set first, e.g. with
-        :func:`vae_numpy.data.binarize_test_set`).
-    seed : int, seed of the noise.
-    chunk : rows per forward pass (memory only).
-
-    Returns
-    -------
-    dict with float ``rec``, ``kl``, ``neg_elbo``.
-    """
-    if len(x) == 0:
-        raise ValueError("evaluate_elbo got an empty data set x")
-    rec, kl = elbo_terms(params, x, cfg, np.random.default_rng(seed), batch_size=chunk)
-    rec, kl = float(np.mean(rec, dtype=np.float64)), float(np.mean(kl, dtype=np.float64))
-    return {"rec": rec, "kl": kl, "neg_elbo": rec + kl}
 
 
 # --- progress -------------------------------------------------------------------------------------
