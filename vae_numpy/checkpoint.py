@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .atomic import atomic_write
 from .errors import FileFormatError, MissingArrayError, NonFiniteError
 from .model import VAEConfig, params_dtype
@@ -97,7 +98,6 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
     holds NaN or inf: a diverged model is never written (an existing file at ``path`` stays
     the last good checkpoint).
     """
-    from . import __version__
     if not isinstance(cfg, VAEConfig):
         raise TypeError(f"cfg must be a VAEConfig, got {type(cfg).__name__}")
     params_dtype(params, cfg)
