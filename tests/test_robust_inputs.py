@@ -12,6 +12,7 @@ from vae_numpy.checks import LOGVAR_MAX, check_support
 from vae_numpy.evaluate import (active_units, elbo, encode_all, evaluate_elbo, evaluate_model,
                                 iw_log_likelihood, log_importance_weights, mutual_information,
                                 rate_distortion)
+from vae_numpy.iwae import iwae_loss_and_grads
 from vae_numpy.optim import Adam
 from vae_numpy.train import train
 
@@ -49,6 +50,8 @@ def evaluation_calls(params, cfg, x):
         "evaluate_model": lambda: evaluate_model(params, x, cfg, k=3, progress=False),
         "train": lambda: train(params, cfg, x, optimizer=Adam(), rng=rng, epochs=1,
                                progress=False),
+        "iwae_loss_and_grads": lambda: iwae_loss_and_grads(params, x, np.zeros((2, len(x), J)),
+                                                           cfg),
     }
 
 
@@ -117,6 +120,8 @@ def test_an_empty_batch_is_an_error_not_nan():
     cfg, params = model()
     with pytest.raises(ValueError, match=r"x has shape \(0, 6\): an empty batch \(B = 0\)"):
         loss_and_grads(params, np.zeros((0, D)), np.zeros((0, J)), cfg)
+    with pytest.raises(ValueError, match=r"x has shape \(0, 6\): an empty batch \(B = 0\)"):
+        iwae_loss_and_grads(params, np.zeros((0, D)), np.zeros((3, 0, J)), cfg)
 
 
 @pytest.mark.parametrize("entry", ["iw_log_likelihood", "elbo", "evaluate_elbo",

@@ -194,7 +194,8 @@ def read_fixture(path):
         validate_fixture(fixture)
     except (TypeError, ValueError, IndexError, KeyError) as err:
         raise FileFormatError(path, f"not a valid fixture: {err}") from err
-    check_finite(fixture, path, "fixture entry")
+    check_finite(fixture, path, "fixture entry", "a fixture holds finite numbers only; make a "
+                 "new one with `python -m vae_numpy fixture`")
     return fixture
 
 

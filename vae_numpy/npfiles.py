@@ -203,11 +203,13 @@ def json_entry(arrays, key, path, types):
     return value
 
 
-def check_finite(arrays, path, what):
+DIVERGED_HINT = "a model that diverged was saved (use an earlier file, or retrain)"
+
+
+def check_finite(arrays, path, what, hint=DIVERGED_HINT):
     r"""Raise FileFormatError naming the first array of ``{name: array}`` with NaN or inf."""
     for name, a in arrays.items():
         if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
             n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
             raise FileFormatError(path, f"{what} {name!r} has {n_bad} NaN or inf values of "
-                                        f"{a.size}; a model that diverged was saved (use an "
-                                        "earlier file, or retrain)")
+                                        f"{a.size}; {hint}")
