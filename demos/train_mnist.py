@@ -36,6 +36,7 @@ from vae_numpy.errors import NonFiniteError
 from vae_numpy.optim import OPTIMIZERS
 from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
                                 plot_reconstructions, plot_samples)
+from vae_numpy.schedule import Budget, burda_schedule
 from vae_numpy.train import TrainState, format_record, init_output_bias, train
 
 # --- hyperparameters (defaults of the flags) --------------------------------------------------
@@ -52,6 +53,8 @@ SEED = 0
 DTYPE = "float32"
 OPTIMIZER = "adam"
 MOMENTUM = 0.9              # SGD only
+ADAM_EPS = 1e-8             # torch.optim.Adam's default
+SCHEDULES = {"none": None, "burda": "paper", "burda-code": "code"}   # -> burda_schedule(variant)
 N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, unless --n-train)
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
@@ -114,6 +117,19 @@ def build_parser():
                    help="epochs over which beta ramps linearly from 0 to --beta")
     p.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dimension")
     p.add_argument("--clip-norm", type=float, default=None, help="cap on the gradient norm")
+    p.add_argument("--objective", choices=["vae", "iwae"], default="vae",
+                   help="vae: rec + beta * analytic KL; iwae: the importance-weighted bound "
+                        "with --k samples (Burda et al. 2016)")
+    p.add_argument("--k", type=int, default=1, help="importance samples per example (iwae)")
+    p.add_argument("--adam-eps", type=float, default=ADAM_EPS,
+                   help="Adam's eps (torch's default; Burda et al. use 1e-4)")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="none",
+                   help="learning-rate stages over the run (--epochs, or --budget-minutes): "
+                        "burda = Burda et al. (2016)'s 8 stages from 1e-3, burda-code their "
+                        "code's rates; the schedule owns the rate, so --lr is refused with it")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much training wall time (and fit the schedule's "
+                        "stages into it)")
     p.add_argument("--init-output-bias", action="store_true",
                    help="start the decoder's output bias at the logit of the data mean")
     p.add_argument("--n-train", type=int, default=None,
@@ -157,6 +173,17 @@ def fail(message):
     The library raises exceptions; the command line turns the ones a user can act on (bad
     flags, missing or corrupt files, data out of range, a diverged run) into this line."""
     raise SystemExit(f"train_mnist.py: error: {message}")
+
+
+def check_flag_combinations(args, given):
+    r"""Refuse flags that contradict each other (for a new run, and for a resumed one once its
+    flags are settled)."""
+    if "lr" in given and args.schedule != "none":
+        fail(f"--lr {args.lr} is refused with --schedule {args.schedule}: the schedule owns the "
+             "learning rate (drop --lr)")
+    if "momentum" in given and args.optimizer != "sgd":
+        fail(f"--momentum applies to --optimizer sgd only (this run uses {args.optimizer}); "
+             "drop --momentum or pass --optimizer sgd")
 
 
 def resume_flags(args, saved, given, after_epoch):
@@ -219,10 +246,25 @@ def build(args, x_train, rng):
     if args.init_output_bias:
         init_output_bias(params, x_train, cfg)
     if args.optimizer == "adam":
-        optimizer = OPTIMIZERS["adam"](lr=args.lr)
+        optimizer = OPTIMIZERS["adam"](lr=args.lr, eps=args.adam_eps)
     else:
         optimizer = OPTIMIZERS["sgd"](lr=args.lr, momentum=args.momentum)
     return cfg, params, optimizer, optimizer.init(params), []
+
+
+def schedule_and_budget(args, history):
+    r"""The run's learning-rate schedule and budget. A schedule spreads its stages over the
+    whole run: --budget-minutes of training time, or the --epochs of the first invocation
+    (kept in the checkpoint as ``schedule_epochs``, so a resumed run stays on the same stages)."""
+    if not history and getattr(args, "schedule_epochs", None) is None:
+        args.schedule_epochs = args.epochs
+    budget = None
+    if args.budget_minutes is not None:
+        budget = Budget(60.0 * args.budget_minutes, "seconds")
+    elif args.schedule != "none":
+        budget = Budget(args.schedule_epochs, "epochs")
+    schedule = None if args.schedule == "none" else burda_schedule(SCHEDULES[args.schedule])
+    return schedule, budget
 
 
 def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
@@ -233,7 +275,8 @@ def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
                                       image_shape, os.path.join(out_dir, "reconstructions.png")))
     samples = sample(params, N_SAMPLES, cfg, np.random.default_rng(FIGURE_SEED))
     files.append(plot_samples(samples, image_shape, os.path.join(out_dir, "samples.png")))
-    files.append(plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png")))
+    if history:   # empty when --epochs 0 or a budget that was already spent
+        files.append(plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png")))
     mu, _ = encode(params, x_test[:N_LATENT_POINTS], cfg)
     labels = None if y_test is None else y_test[:N_LATENT_POINTS]
     files.append(plot_latent(mu, labels, os.path.join(out_dir, "latent.png")))
@@ -258,6 +301,7 @@ def resume(args, given, ckpt_path):
     ckpt = load_checkpoint(ckpt_path)
     history = ckpt.history
     changes = resume_flags(args, ckpt.extra.get("args", {}), given, len(history))
+    check_flag_combinations(args, given)
     optimizer = ckpt.optimizer
     if "lr" in given and optimizer is not None:   # rebuilt: the constructor checks the value
         optimizer = type(optimizer)(**{**vars(optimizer), "lr": args.lr})
@@ -283,9 +327,7 @@ def run(args, given, argv):
                                                                              ckpt_path)
     x_train, x_test, y_test, image_shape = load_data(args)
     if not args.resume:
-        if "momentum" in given and args.optimizer != "sgd":
-            fail(f"--momentum applies to --optimizer sgd only (this run uses {args.optimizer}); "
-                 "drop --momentum or pass --optimizer sgd")
+        check_flag_combinations(args, given)
         rng = np.random.default_rng(args.seed)
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
     command = ["demos/train_mnist.py"] + list(sys.argv[1:] if argv is None else argv)
@@ -300,6 +342,7 @@ def run(args, given, argv):
         saved["epoch"] = len(state.history)
 
     t0 = time.perf_counter()
+    schedule, budget = schedule_and_budget(args, history)
     # numpy's overflow warnings are held back while training runs: if the run diverges they are
     # part of the one line that says so; if it does not, they are issued afterwards as usual.
     with warnings.catch_warnings(record=True) as caught:
@@ -308,7 +351,8 @@ def run(args, given, argv):
             train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
                   rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
                   binarize=args.binarize, kl_warmup_epochs=args.kl_warmup,
-                  free_bits=args.free_bits, clip_norm=args.clip_norm, callback=save)
+                  free_bits=args.free_bits, clip_norm=args.clip_norm, callback=save,
+                  objective=args.objective, k=args.k, schedule=schedule, budget=budget)
         except (FloatingPointError, NonFiniteError) as err:
             warned = f" (numpy warned first: {caught[0].message})" if caught else ""
             fail(f"training diverged: {err}{warned}. {last_good(ckpt_path, saved['epoch'])}")

@@ -183,3 +183,11 @@ def test_evaluate_with_k_0_is_one_line(eval_demo, run_dir):
     with pytest.raises(SystemExit, match=r"^evaluate.py: error: k must be a positive integer"):
         eval_demo.main([str(run_dir / "checkpoint.npz"), "--k", "0", "--n", "10",
                         "--out-dir", str(run_dir / "eval")])
+
+
+def test_resume_refuses_lr_when_the_run_has_a_schedule(train_demo, tmp_path):
+    out = str(tmp_path)
+    train_demo.main(SMALL + ["--epochs", "1", "--schedule", "burda", "--out-dir", out])
+    with pytest.raises(SystemExit, match=r"--lr 0.01 is refused with --schedule burda: the "
+                                         r"schedule owns the learning rate"):
+        train_demo.main(["--resume", "--epochs", "1", "--lr", "0.01", "--out-dir", out])
