@@ -96,6 +96,7 @@ def test_a_bad_flag_is_one_line(train_demo, tmp_path, flags, message):
         train_demo.main(SMALL + flags + ["--out-dir", str(tmp_path)])
 
 
+@pytest.mark.figures  # the run writes its figures
 def test_a_diverging_run_says_which_checkpoint_is_the_last_good_one(train_demo, run_dir):
     out = str(run_dir)
     good = (run_dir / "checkpoint.npz").read_bytes()
@@ -127,6 +128,7 @@ def test_a_diverged_model_is_never_saved_over_the_good_one(train_demo, tmp_path,
     assert len(load_checkpoint(tmp_path / "checkpoint.npz").history) == 1
 
 
+@pytest.mark.figures  # the run writes its figures
 def test_resume_applies_the_flags_that_may_change_and_records_them(train_demo, run_dir,
                                                                     capsys):
     out, tmp_path = str(run_dir), run_dir
@@ -144,6 +146,7 @@ def test_resume_applies_the_flags_that_may_change_and_records_them(train_demo, r
     assert "resume: --lr 0.0005 replaces 0.001 from epoch 2 on" in capsys.readouterr().err
 
 
+@pytest.mark.figures  # the run writes its figures
 @pytest.mark.parametrize("flags, message", [
     (["--latent", "5"], r"--latent 5 \(the checkpoint has 2\)"),
     (["--seed", "3"], r"--seed 3 \(the checkpoint has 0\)"),
@@ -157,6 +160,7 @@ def test_resume_refuses_flags_that_would_change_the_model_or_data(train_demo, ru
         train_demo.main(["--resume", "--epochs", "1", "--out-dir", out] + flags)
 
 
+@pytest.mark.figures  # the run writes its figures
 def test_resume_with_a_flag_equal_to_the_checkpoint_is_fine(train_demo, run_dir):
     out = str(run_dir)
     metrics = train_demo.main(["--resume", "--epochs", "1", "--latent", "2", "--out-dir", out])
@@ -179,12 +183,14 @@ def test_evaluate_with_a_missing_or_corrupt_checkpoint_is_one_line(eval_demo, tm
         eval_demo.main([str(bad), "--out-dir", str(tmp_path)])
 
 
+@pytest.mark.figures  # the run writes its figures
 def test_evaluate_with_k_0_is_one_line(eval_demo, run_dir):
     with pytest.raises(SystemExit, match=r"^evaluate.py: error: k must be a positive integer"):
         eval_demo.main([str(run_dir / "checkpoint.npz"), "--k", "0", "--n", "10",
                         "--out-dir", str(run_dir / "eval")])
 
 
+@pytest.mark.figures  # the run writes its figures
 def test_resume_refuses_lr_when_the_run_has_a_schedule(train_demo, tmp_path):
     out = str(tmp_path)
     train_demo.main(SMALL + ["--epochs", "1", "--schedule", "burda", "--out-dir", out])

@@ -20,6 +20,7 @@ def demo():
     return module
 
 
+@pytest.mark.figures
 def test_iwae_with_the_burda_stages_over_the_epochs(demo, tmp_path):
     metrics = demo.main(SMALL + ["--objective", "iwae", "--k", "3", "--schedule", "burda",
                                  "--epochs", "4", "--adam-eps", "1e-4",
@@ -33,6 +34,7 @@ def test_iwae_with_the_burda_stages_over_the_epochs(demo, tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.npz").optimizer.eps == 1e-4
 
 
+@pytest.mark.figures
 def test_a_resumed_scheduled_run_keeps_its_stages(demo, tmp_path):
     demo.main(SMALL + ["--schedule", "burda", "--epochs", "2", "--out-dir", str(tmp_path)])
     metrics = demo.main(["--resume", "--epochs", "2", "--out-dir", str(tmp_path)])
@@ -45,6 +47,7 @@ def test_lr_is_refused_under_a_schedule(demo, tmp_path):
         demo.main(SMALL + ["--schedule", "burda", "--lr", "0.01", "--out-dir", str(tmp_path)])
 
 
+@pytest.mark.figures
 def test_a_time_budget_ends_the_run(demo, tmp_path):
     metrics = demo.main(SMALL + ["--budget-minutes", "1e-6", "--epochs", "3",
                                  "--out-dir", str(tmp_path)])
