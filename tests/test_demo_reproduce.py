@@ -13,6 +13,8 @@ DEMO = Path(__file__).resolve().parents[1] / "demos" / "reproduce_iwae_table.py"
 # A run of 30 steps of batch 100 on 500 images (5 per epoch): 6 epochs, a few seconds.
 SMALL = ["--data", "synthetic", "--quick"]
 
+pytestmark = pytest.mark.figures  # every run of the demo writes its figures
+
 
 @pytest.fixture(scope="module")
 def demo():

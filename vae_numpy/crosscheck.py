@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._version import __version__
 from .atomic import atomic_write
 from .causes import find_causes
 from .gradcheck import rel_error
@@ -141,7 +142,6 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
 
 
 def _config_json(cfg, reduction):
-    from . import __version__  # late: the package imports this module
     return json.dumps({**cfg.to_dict(), "reduction": reduction,
                        "vae_numpy_version": __version__}, sort_keys=True)
 
