@@ -443,3 +443,115 @@ def test_write_report(tmp_path, fixture):
     path = crosscheck.write_report(tmp_path / "report.txt", report)
     assert open(path).read() == str(report) + "\n"
     assert os.listdir(tmp_path) == ["report.txt"]
+
+
+# --- causes: encoder or sampler, log sigma, scalar terms, the loss alone, ties -------------------
+
+def test_z_differs_with_mu_and_logvar_agreeing_blames_the_sampler(fixture):
+    cand = own_values(fixture)
+    cand["z"] = cand["z"] + 1e-3  # not a known mistake
+    report = compare(fixture, cand)
+    assert report.failing == ["z"]
+    assert report.diagnoses[0].startswith("z differs while mu and logvar agree: the sampler "
+                                          "is wrong, not the encoder")
+    del cand["mu"], cand["logvar"]
+    assert "while kl agrees" in compare(fixture, cand).diagnoses[0]  # kl rules out the encoder
+    del cand["kl"]
+    assert "hand over mu and logvar" in compare(fixture, cand).diagnoses[0]
+
+
+def test_an_encoder_bug_is_not_blamed_on_the_sampler(fixture):
+    cand = own_values(fixture)
+    cand["mu"] = cand["mu"] * 1.01
+    cand["z"] = cand["z"] + 0.01 * fixture["mu"]
+    report = compare(fixture, cand)
+    assert len(report.diagnoses) == 1 and "the encoder" in report.diagnoses[0]
+    assert "the sampler is not the cause" in report.diagnoses[0]
+
+
+def test_a_log_sigma_encoder_is_recognised_and_the_option_passes_it(fixture):
+    mu, logvar = fixture["mu"], fixture["logvar"]
+    # the fixture's weights loaded unchanged into a head that means log sigma:
+    cand = own_values(fixture)
+    cand["z"] = mu + np.exp(logvar) * fixture["eps"]
+    cand["kl"] = 0.5 * np.sum(mu**2 + np.exp(2 * logvar) - 1 - 2 * logvar, axis=1)
+    report = compare(fixture, cand)
+    assert len(report.diagnoses) == 1
+    assert "second head outputs log sigma" in report.diagnoses[0]
+    assert "variance as the standard deviation" not in report.diagnoses[0]
+    # loaded with 0.5 W, 0.5 b: right values, logvar reported as log sigma, head grads doubled
+    right = own_values(fixture)
+    right["logvar"] = 0.5 * logvar
+    right["grad/enc.logvar.W"] = 2 * right["grad/enc.logvar.W"]
+    right["grad/enc.logvar.b"] = 2 * right["grad/enc.logvar.b"]
+    assert compare(fixture, right, logvar_head="log_sigma").status == "PASS"
+    plain = compare(fixture, right)
+    assert plain.status == "FAIL" and "logvar is half the reference" in plain.diagnoses[0]
+    with pytest.raises(ValueError, match="logvar_head"):
+        compare(fixture, right, logvar_head="sigma")
+
+
+def test_scalar_rec_and_kl_are_compared_with_their_batch_reduction(fixture):
+    B, D, J = 4, SMALL.input_dim, SMALL.latent_dim
+    cand = own_values(fixture)
+    cand["rec"], cand["kl"] = np.mean(fixture["rec"]), np.mean(fixture["kl"])  # mean fixture
+    report = compare(fixture, cand)
+    assert report.status == "PASS" and report["rec"].shape == ()
+    cand["rec"] = np.sum(fixture["rec"]) / (B * D)  # BCE with reduction="mean"
+    cand["kl"] = np.sum(fixture["kl"]) / (B * J)  # torch.mean of the KL terms
+    report = compare(fixture, cand)
+    assert set(report.failing) == {"rec", "kl"} and len(report.diagnoses) == 2
+    assert "mean over all B*D entries" in report.diagnoses[0]
+    assert "mean over all B*J entries" in report.diagnoses[1]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("mistake,words", [
+    ("kl_sign", "wrong sign"), ("bce_mean", "mean over all B*D entries"),
+    ("kl_mean", "mean over all B*J entries"), ("kl_mean_j", "J latent dimensions"),
+    ("rec_mean_d", "D data dimensions"), ("batch", "over the batch")])
+def test_the_loss_alone_names_each_recombination(reduction, mistake, words):
+    r"""Each loss is written from its formula on the fixture's own rec and kl; the report must
+    find it among all the recombinations, and only it."""
+    fixture = make_fixture(SMALL, batch=4, seed=0, reduction=reduction)
+    R, K = np.sum(fixture["rec"]), np.sum(fixture["kl"])
+    B, D, J = 4, SMALL.input_dim, SMALL.latent_dim
+    n = B if reduction == "mean" else 1
+    loss = {"kl_sign": (R - K) / n, "bce_mean": R / (B * D) + K, "kl_mean": R + K / (B * J),
+            "kl_mean_j": (R + K / J) / n, "rec_mean_d": (R / D + K) / n,
+            "batch": (R + K) * n / B if reduction == "sum" else R + K}[mistake]
+    report = compare(fixture, {"loss": loss, **grads_only(fixture)})
+    assert report.failing == ["loss"] and len(report.diagnoses) == 1
+    assert words in report.diagnoses[0] and "from the loss alone" in report.diagnoses[0]
+
+
+def test_two_recombinations_that_fit_equally_are_both_reported():
+    r"""With B = D, averaging rec over the pixels (sum_b rec_b / D) and over the batch
+    (sum_b rec_b / B) give the same number: the loss cannot tell them apart, and says so."""
+    cfg = VAEConfig(input_dim=4, latent_dim=2, encoder_hidden=(3,), decoder_hidden=(3,))
+    fixture = make_fixture(cfg, batch=4, seed=0, reduction="sum")
+    loss = np.sum(fixture["rec"]) / 4 + np.sum(fixture["kl"])
+    report = compare(fixture, {"loss": loss, **grads_only(fixture)})
+    cause = report.diagnoses[0]
+    assert "the loss fits 2 recombinations equally well" in cause
+    assert "(1) loss = " in cause and "(2) loss = " in cause
+    assert "averaged over the D data dimensions" in cause and "rec is averaged over the batch" \
+        in cause
+
+
+def test_a_float32_loss_is_matched_at_the_float32_fit_tolerance():
+    cfg = VAEConfig(input_dim=784, latent_dim=20)
+    fixture = make_fixture(cfg, batch=32, seed=0, reduction="sum")
+    cfg32 = VAEConfig.from_dict({**cfg.to_dict(), "dtype": "float32"})
+    p32 = {k: v.astype(np.float32) for k, v in fixture_params(fixture).items()}
+    _, grads, terms = loss_and_grads(p32, fixture["x"].astype(np.float32),
+                                     fixture["eps"].astype(np.float32), cfg32, reduction="sum")
+    loss = np.sum(terms["rec"]) - np.sum(terms["kl"])  # the sign bug, in float32 arithmetic
+    report = compare(fixture, {"loss": loss, "grads": grads})
+    assert report.dtype == "float32" and "wrong sign" in report.diagnoses[0]
+    assert "equally" not in report.diagnoses[0]
+
+
+def test_old_tolerance_names_are_aliases():
+    assert crosscheck.TOLERANCE_FLOAT64 == COMPARE_TOLERANCE_FLOAT64 == 1e-10
+    assert crosscheck.TOLERANCE_FLOAT32 == COMPARE_TOLERANCE_FLOAT32 == 1e-4

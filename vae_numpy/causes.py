@@ -32,7 +32,8 @@ matches:
 
 A scalar fits a prediction when
 
-    |candidate - prediction| <= LOSS_FIT_TOLERANCES[dtype] * max(|rec part| + |kl part|, |candidate|)
+    |candidate - prediction| <= tol * max(|rec part| + |kl part|, |candidate|),
+    tol = LOSS_FIT_TOLERANCES[dtype]
 
 i.e. relative to the size of the terms (so a loss ``R - K`` that nearly cancels is judged by
 the size of ``R`` and ``K``, not of their difference). All fits within the tolerance are
@@ -74,6 +75,8 @@ WORLD_CAUSES = {
                  "head (vae_numpy.interop.load_torch / tree_params with logvar_head='log_sigma') "
                  "and compare with logvar_head='log_sigma', which scales its gradients by 0.5",
 }
+
+LOG_SIGMA_SENTENCE = WORLD_CAUSES["log_sigma"]
 
 
 # --- the worlds: per-example terms under each sampler / encoder convention --------------------
@@ -325,8 +328,7 @@ def sampler_causes(flat, status, world_terms, tol):
     if close(z, w["std"]["z"], tol):
         kl_given = status.get("kl") in ("ok", "FAIL")
         if kl_given and close(flat["kl"], w["log_sigma"]["kl"], tol):
-            return ["z and kl are those of an encoder whose second head is log sigma: "
-                    + WORLD_CAUSES["log_sigma"]]
+            return [LOG_SIGMA_SENTENCE]
         if kl_given:
             return ["z = mu + exp(logvar) * eps: " + WORLD_CAUSES["std"].split(" (z =")[0]
                     + "; std = exp(0.5 * logvar)"]
@@ -360,7 +362,7 @@ def kl_causes(flat, status, world_terms, cfg, tol):
     if close(flat["kl"], kl / cfg.latent_dim, tol):
         return ["kl is averaged over the J latent dimensions; sum it"]
     if status.get("z") != "FAIL" and close(flat["kl"], world_terms["log_sigma"]["kl"], tol):
-        return ["kl = KL(mu, 2 * logvar): " + WORLD_CAUSES["log_sigma"]]
+        return [LOG_SIGMA_SENTENCE]
     return []
 
 
@@ -368,9 +370,18 @@ def rec_causes(flat, status, world_terms, cfg, tol):
     r"""Sentences about a per-example rec (B,) that differs."""
     if status.get("rec") != "FAIL" or np.ndim(flat["rec"]) != 1 or status.get("z") == "FAIL":
         return []  # with a wrong z, rec follows from it; the z sentence names the cause
-    if close(flat["rec"], world_terms["correct"]["rec"] / cfg.input_dim, tol):
+    rec = flat["rec"]
+    if close(rec, world_terms["correct"]["rec"] / cfg.input_dim, tol):
         return ["rec is averaged over the D data dimensions; -log p(x|z) sums over them "
                 "(e.g. BCE with reduction='none' then .sum(-1))"]
+    if status.get("z") == "missing":  # no z: rec still tells the sampler's mistake
+        if close(rec, world_terms["std"]["rec"], tol):
+            if status.get("kl") == "FAIL" and close(flat["kl"], world_terms["log_sigma"]["kl"],
+                                                    tol):
+                return [LOG_SIGMA_SENTENCE]
+            return ["rec is that of z = mu + exp(logvar) * eps: " + WORLD_CAUSES["std"]]
+        if close(rec, world_terms["no_noise"]["rec"], tol):
+            return ["rec is that of " + WORLD_CAUSES["no_noise"]]
     return []
 
 
@@ -430,6 +441,7 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
     out += kl_causes(flat, status, w, cfg, tol)
     out += rec_causes(flat, status, w, cfg, tol)
     out += _scalar_term_causes(flat, status, w, cfg, reduction, dtype)
+    out = list(dict.fromkeys(out))  # one sentence once, whichever tensor led to it
     if not out and status.get("loss") == "FAIL":
         fits = fit_scalar(flat["loss"], w, cfg, reduction, dtype,
                           keep=_consistent_with(status, flat))

@@ -362,7 +362,8 @@ class Report:
         if status == PASS:
             worst = checked[0]
             n_grads = sum(e.name.startswith("grad/") for e in checked)
-            extra = [e.name for e in checked if e.required is False]
+            extra = [k for k in FORWARD_KEYS if k in {e.name for e in checked}
+                     and k not in REQUIRED_KEYS]
             line = (f"PASS: the loss and {_count(n_grads, 'gradient')} agree within {where}; "
                     f"worst {worst.name} at {worst.rel_error:.1e}")
             if extra:
