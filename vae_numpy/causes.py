@@ -435,7 +435,8 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
     if not any(s == "FAIL" for s in status.values()):
         return []
     tol = LOSS_FIT_TOLERANCES[dtype]
-    w = worlds(params, x, eps, cfg)
+    with np.errstate(over="ignore", invalid="ignore"):  # a mistake's world may overflow:
+        w = worlds(params, x, eps, cfg)                 # then it simply matches nothing
     out = encoder_causes(flat, status, w["correct"], tol)
     out += sampler_causes(flat, status, w, tol)
     out += kl_causes(flat, status, w, cfg, tol)
