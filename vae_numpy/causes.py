@@ -443,9 +443,12 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
     out += rec_causes(flat, status, w, cfg, tol)
     out += _scalar_term_causes(flat, status, w, cfg, reduction, dtype)
     out = list(dict.fromkeys(out))  # one sentence once, whichever tensor led to it
-    if not out and status.get("loss") == "FAIL":
+    if status.get("loss") == "FAIL":
         fits = fit_scalar(flat["loss"], w, cfg, reduction, dtype,
                           keep=_consistent_with(status, flat))
-        if fits:
+        if fits and not out:
             out.append(describe_fits(fits, "loss", cfg, reduction, dtype))
+        elif len(fits) == 1:  # the tensors named the term's mistake; the loss adds the rest
+            out += [f"and in the loss: {m}" for m in fits[0].recombination.mistakes(cfg, reduction)
+                    if "over the batch" in m or "ignores" in m]
     return out
