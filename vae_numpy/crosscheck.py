@@ -43,7 +43,7 @@ from ._version import __version__
 from .atomic import atomic_write
 from .errors import FileFormatError
 from .gradcheck import rel_error
-from .npfiles import check_finite, json_entry, read_npz
+from .npfiles import json_entry, read_npz
 from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
                     reduce_batch)
 
@@ -153,7 +153,7 @@ def expected_shapes(cfg, batch):
 
 
 def validate_fixture(fixture):
-    r"""Raise ValueError naming any entry that is missing or has the wrong shape."""
+    r"""Raise ValueError naming any entry that is missing, has the wrong shape, or is not finite."""
     if "config" not in fixture:
         raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
                          "`python -m vae_numpy fixture --out case.npz`")
@@ -168,6 +168,11 @@ def validate_fixture(fixture):
         if np.shape(fixture[key]) != shape:
             raise ValueError(f"fixture entry {key!r} has shape {np.shape(fixture[key])}, "
                              f"expected {shape} for its config")
+    non_finite = [k for k in expected if not np.all(np.isfinite(fixture[k]))]
+    if non_finite:   # NaN params would compare as PASS: nothing computed from them is checked
+        raise ValueError(f"fixture entries {non_finite[:4]} hold NaN or inf; a fixture holds "
+                         "finite numbers only (make a new one with `python -m vae_numpy "
+                         "fixture`)")
 
 
 def write_fixture(path, fixture):
@@ -194,8 +199,6 @@ def read_fixture(path):
         validate_fixture(fixture)
     except (TypeError, ValueError, IndexError, KeyError) as err:
         raise FileFormatError(path, f"not a valid fixture: {err}") from err
-    check_finite(fixture, path, "fixture entry", "a fixture holds finite numbers only; make a "
-                 "new one with `python -m vae_numpy fixture`")
     return fixture
 
 
