@@ -24,13 +24,19 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from .atomic import atomic_write
+from .errors import FileFormatError, MissingArrayError
+from .npfiles import NpzFile, read_at_most, read_npy
+# The digit renderer is its own module; its public names stay importable from here.
+from .synthetic import (BILINEAR_STD, BLUR_SIGMAS, BOX_FRACTION, DIGIT_TEMPLATES,  # noqa: F401
+                        JITTER, SPLINE_STEPS, synthetic_digits)
 
 __all__ = [
     "Dataset", "make_dataset", "read_idx", "write_idx", "load_npz", "load_npy", "load_dataset",
@@ -54,39 +60,32 @@ IDX_MAX_DIMS = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path):
-    r"""Return the (decompressed) content of ``path``; gzip is detected by its magic bytes."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: starts with the gzip magic bytes 1f 8b but does not "
-                         f"decompress ({exc}); the download is probably incomplete") from exc
+def _gzip_error(path, exc):
+    return FileFormatError(path, f"starts with the gzip magic bytes 1f 8b but does not "
+                                 f"decompress ({type(exc).__name__}: {exc}); the download is "
+                                 "probably incomplete")
 
 
 def _parse_idx_header(buf, path):
     r"""Return ``(dtype, dims, header_size)`` of the IDX content ``buf``."""
     if len(buf) < 4:
-        raise ValueError(f"{path}: {len(buf)} bytes is too short for an IDX header (4 bytes "
-                         "of magic number); the file is truncated or not IDX")
+        raise FileFormatError(path, f"{len(buf)} bytes is too short for an IDX header (4 bytes "
+                                    "of magic number); the file is truncated or not IDX")
     zero0, zero1, code, ndim = buf[0], buf[1], buf[2], buf[3]
     if zero0 != 0 or zero1 != 0:
-        raise ValueError(f"{path}: bad IDX magic number {buf[:4].hex(' ')}: the first two "
-                         "bytes must be 00 00; this is not an (uncompressed or gzip) IDX file")
+        raise FileFormatError(path, f"bad IDX magic number {buf[:4].hex(' ')}: the first two "
+                                    "bytes must be 00 00; this is not an (uncompressed or "
+                                    "gzip) IDX file")
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X} ({dt.name})" for c, dt in IDX_DTYPES.items())
-        raise ValueError(f"{path}: bad IDX dtype code 0x{code:02X}; known codes: {known}")
+        raise FileFormatError(path, f"bad IDX dtype code 0x{code:02X}; known codes: {known}")
     if not 1 <= ndim <= IDX_MAX_DIMS:
-        raise ValueError(f"{path}: IDX header says {ndim} dimensions; "
-                         f"expected 1..{IDX_MAX_DIMS}")
+        raise FileFormatError(path, f"IDX header says {ndim} dimensions; expected "
+                                    f"1..{IDX_MAX_DIMS}")
     header_size = 4 + 4 * ndim
     if len(buf) < header_size:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need "
-                         f"{header_size} header bytes, the file has {len(buf)}")
+        raise FileFormatError(path, f"truncated IDX header: {ndim} dimensions need "
+                                    f"{header_size} header bytes, the file has {len(buf)}")
     dims = struct.unpack(f">{ndim}I", buf[4:header_size])
     return IDX_DTYPES[code], dims, header_size
 
@@ -107,21 +106,56 @@ def read_idx(path):
 
     Raises
     ------
-    ValueError
+    OSError
+        The file cannot be opened (FileNotFoundError, IsADirectoryError, ...).
+    vae_numpy.errors.FileFormatError (a ValueError)
         Naming the file: bad magic number, unknown dtype code, number of dimensions not
-        in 1..4, or a size that is not header + prod(dims) * itemsize (truncated file or
-        trailing bytes).
+        in 1..4, a gzip stream that does not inflate, or a size that is not
+        header + prod(dims) * itemsize (truncated file or trailing bytes). A gzip file is
+        inflated only up to the size its header implies plus one byte.
     """
-    buf = _read_bytes(path)
-    dtype, dims, header_size = _parse_idx_header(buf, path)
+    path = Path(path)
+    with open(path, "rb") as f:   # OSError: the file system
+        if f.read(2) != GZIP_MAGIC:
+            f.seek(0)
+            return _read_idx_stream(f, path, os.fstat(f.fileno()).st_size)
+        f.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=f) as g:
+                return _read_idx_stream(g, path, None)
+        except FileFormatError:
+            raise
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _gzip_error(path, exc) from exc
+
+
+def _read_idx_stream(f, path, size):
+    r"""Read the IDX content of stream ``f``; ``size`` is its length in bytes, or None (gzip).
+
+    The header is the only source of the size, and is checked before it is used: a raw file's
+    length must equal header + data before the data is read; a gzip stream is inflated up to
+    the header-implied size plus one byte (the byte that tells trailing data), never further.
+    """
+    head = bytes(read_at_most(f, 4))
+    n_dims = head[3] if len(head) == 4 and 1 <= head[3] <= IDX_MAX_DIMS else 0
+    dtype, dims, header_size = _parse_idx_header(head + bytes(read_at_most(f, 4 * n_dims)), path)
     expected = math.prod(dims) * dtype.itemsize
-    found = len(buf) - header_size
-    if found != expected:
-        problem = "truncated" if found < expected else "trailing bytes"
-        raise ValueError(f"{path}: {problem}: shape {dims} of {dtype.name} needs {expected} "
-                         f"data bytes after the {header_size}-byte header, found {found}")
-    data = np.frombuffer(buf, dtype=dtype, offset=header_size).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+    if size is not None and size - header_size != expected:
+        raise _idx_size_error(path, dims, dtype, header_size, size - header_size)
+    data = read_at_most(f, expected + 1)
+    if len(data) != expected:
+        raise _idx_size_error(path, dims, dtype, header_size, len(data),
+                              at_least=size is None and len(data) > expected)
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _idx_size_error(path, dims, dtype, header_size, found, at_least=False):
+    expected = math.prod(dims) * dtype.itemsize
+    problem = "truncated" if found < expected else "trailing bytes"
+    return FileFormatError(path, f"{problem}: shape {dims} of {dtype.name} needs {expected} "
+                                 f"data bytes after the {header_size}-byte header, found "
+                                 f"{f'more than {expected}' if at_least else found}")
 
 
 def write_idx(path, array):
@@ -183,34 +217,44 @@ def load_npz(path, keys=None):
 
     Raises
     ------
-    KeyError
+    OSError
+        The file cannot be opened.
+    vae_numpy.errors.MissingArrayError (a FileFormatError and a KeyError)
         When ``x_train``/``x_test``, or a label key given explicitly in ``keys``, is not in
-        the file; the message lists the keys the file has.
+        the file; the message lists the arrays the file has.
+    vae_numpy.errors.FileFormatError (a ValueError)
+        Anything else wrong with the content (not a zip, a truncated or object array, a
+        header that claims more bytes than the member holds), naming the file.
     """
     keys = dict(keys or {})
     unknown = set(keys) - set(KERAS_KEYS)
     if unknown:
         raise ValueError(f"load_npz: unknown roles {sorted(unknown)} in keys; "
                          f"the roles are {list(KERAS_KEYS)}")
-    with np.load(path, allow_pickle=False) as npz:
-        available = list(npz.files)
+    with NpzFile(path) as npz:
         out = []
         for role in KERAS_KEYS:
             name = keys.get(role, role)
             optional = role.startswith("y_") and role not in keys
-            if name is None or (optional and name not in available):
+            if name is None or (optional and name not in npz):
                 out.append(None)
-            elif name not in available:
-                raise KeyError(f"{path}: no array {name!r} (needed for {role}); the file has "
-                               f"{available}; pass keys={{{role!r}: <name>}} to map it")
+            elif name not in npz:
+                raise MissingArrayError(path, name, npz.names,
+                                        f" (needed for {role}); pass keys={{{role!r}: <name>}} "
+                                        "to map it")
             else:
                 out.append(npz[name])
     return tuple(out)
 
 
 def load_npy(path):
-    r"""Read an ``.npy`` of images ``(N, H, W)`` or ``(N, D)`` as stored (no labels)."""
-    return np.load(path, allow_pickle=False)
+    r"""Read an ``.npy`` of images ``(N, H, W)`` or ``(N, D)`` as stored (no labels).
+
+    Raises OSError when the file cannot be opened and
+    :class:`vae_numpy.errors.FileFormatError` (a ValueError naming the file) for bad content:
+    not .npy, an object array (no pickles), or a header claiming more bytes than the file has.
+    """
+    return read_npy(path)
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -539,264 +583,8 @@ def minibatches(n, batch_size, rng):
 
 # ----------------------------------------------------------------------------- synthetic digits
 #
-# Each digit class has one or more templates: control points on a grid of 10 units of
-# height (x right, y down) and strokes, each a list of point indices. A stroke is a
-# Catmull-Rom spline through its points; corners are where one stroke ends and the next
-# starts at the same point (shared index, so jitter keeps them connected). A stroke whose
-# index list ends with its first index is closed (0, 8).
-
-DIGIT_TEMPLATES = {
-    0: [
-        ([(3.5, 0), (6, 1.5), (6.5, 5), (5.5, 8.8), (3, 10), (0.8, 8.5), (0.3, 5), (1.2, 1.5)],
-         [[0, 1, 2, 3, 4, 5, 6, 7, 0]]),
-        ([(4, 0.2), (5.6, 2), (5.5, 6), (4, 9.5), (2.2, 10), (0.8, 7.5), (1, 3.5), (2.5, 0.5),
-          (4.6, 0.8)],
-         [[0, 1, 2, 3, 4, 5, 6, 7, 8]]),
-    ],
-    1: [
-        ([(3.5, 0), (3.3, 5), (3.1, 10)], [[0, 1, 2]]),
-        ([(1.6, 2), (3.5, 0), (3.3, 5), (3.1, 10)], [[0, 1], [1, 2, 3]]),
-        ([(1.6, 2), (3.5, 0), (3.3, 5), (3.1, 10), (1.3, 10), (4.9, 10)],
-         [[0, 1], [1, 2, 3], [4, 3, 5]]),
-    ],
-    2: [
-        ([(0.8, 2.5), (2.5, 0.3), (5, 0.3), (6, 2.5), (4.5, 5.5), (2, 8), (0.3, 10), (3.5, 9.8),
-          (6.5, 10)],
-         [[0, 1, 2, 3, 4, 5, 6], [6, 7, 8]]),
-        ([(0.5, 2), (3, 0), (5.8, 1.2), (5.5, 4), (2.5, 7.5), (0.5, 9.8), (1.8, 8.6), (2.5, 9.8),
-          (4.5, 9.9), (6.8, 9.6)],
-         [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]),
-    ],
-    3: [
-        ([(0.8, 1.2), (3, 0), (5.5, 0.6), (5.8, 2.8), (3.8, 4.6), (2.4, 4.8), (5, 5.2),
-          (6.3, 7.5), (4.8, 9.6), (2, 10), (0.3, 8.8)],
-         [[0, 1, 2, 3, 4, 5], [5, 6, 7, 8, 9, 10]]),
-        ([(0.8, 0.3), (3.3, 0.2), (5.8, 0.3), (2.8, 4.2), (5.5, 5), (6.3, 7.5), (4.8, 9.6),
-          (2, 10), (0.3, 8.8)],
-         [[0, 1, 2], [2, 3], [3, 4, 5, 6, 7, 8]]),
-    ],
-    4: [
-        ([(4.3, 0), (2.2, 3.5), (0.2, 6.5), (3.5, 6.5), (6.8, 6.3), (5, 2.5), (4.9, 6.5),
-          (4.8, 10)],
-         [[0, 1, 2], [2, 3, 4], [5, 6, 7]]),
-        ([(1, 0), (0.7, 3.2), (0.8, 6), (3.5, 6.1), (6.5, 5.8), (5.2, 0), (5.1, 5), (5, 10)],
-         [[0, 1, 2], [2, 3, 4], [5, 6, 7]]),
-    ],
-    5: [
-        ([(6, 0.2), (3.8, 0.1), (1.5, 0), (1.2, 2.2), (1, 4.3), (3.5, 3.7), (6, 5), (6.5, 7.5),
-          (5, 9.6), (2.5, 10), (0.3, 9)],
-         [[2, 1, 0], [2, 3, 4], [4, 5, 6, 7, 8, 9, 10]]),
-        ([(5.5, 0), (3.5, 0.2), (1.5, 0.3), (1.2, 4.5), (4, 4.2), (6, 6), (5.5, 8.8), (3, 10),
-          (0.5, 9.2)],
-         [[0, 1, 2], [2, 3], [3, 4, 5, 6, 7, 8]]),
-    ],
-    6: [
-        ([(5.5, 0), (3, 1.8), (1, 5), (0.6, 8), (2.5, 10), (5, 9.6), (6.2, 7.5), (5, 5.5),
-          (2.8, 5.3), (0.9, 6.8)],
-         [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]),
-        ([(4.5, 0), (2.5, 3), (1.2, 6.5), (2, 9.5), (4.5, 9.8), (5.5, 7.5), (4, 5.8), (1.8, 7)],
-         [[0, 1, 2, 3, 4, 5, 6, 7]]),
-    ],
-    7: [
-        ([(0.3, 0.5), (3.5, 0.3), (6.5, 0.2), (4.5, 4), (3.2, 7), (2.5, 10)],
-         [[0, 1, 2], [2, 3, 4, 5]]),
-        ([(0.3, 0.5), (3.5, 0.3), (6.5, 0.2), (4.5, 4), (3.2, 7), (2.5, 10), (2.2, 5.2),
-          (4, 5.1), (5.8, 4.9)],
-         [[0, 1, 2], [2, 3, 4, 5], [6, 7, 8]]),
-        ([(0.2, 1.8), (0.3, 0.5), (3.5, 0.3), (6.5, 0.2), (5.5, 4), (4.6, 7), (4.2, 10)],
-         [[0, 1], [1, 2, 3], [3, 4, 5, 6]]),
-    ],
-    8: [
-        ([(5.5, 1.2), (3.2, 0), (1, 1.3), (1.3, 3.5), (3.5, 5), (6, 6.8), (5.5, 9.3),
-          (3.3, 10), (0.8, 9), (0.7, 6.8), (5.8, 3.3)],
-         [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 10, 0]]),
-    ],
-    9: [
-        ([(6, 1.8), (4, 0), (1.3, 0.6), (0.5, 3), (2.2, 5), (4.8, 4.6), (6, 2.8), (6.1, 0.5),
-          (5.8, 5), (5, 10)],
-         [[0, 1, 2, 3, 4, 5, 6], [7, 8, 9]]),
-        ([(6, 1.8), (4, 0), (1.3, 0.6), (0.5, 3), (2.2, 5), (4.8, 4.6), (6, 2.8), (6.1, 0.5),
-          (6, 5), (5, 8.5), (3, 10)],
-         [[0, 1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]),
-    ],
-}
-
-SPLINE_STEPS = 10          # samples per spline segment (<= ~1 px apart at 20 px height)
-JITTER = 0.35              # std of control-point jitter, template units (10 = height)
-BOX_FRACTION = 20 / 28     # MNIST: longest side of the digit fits a 20 x 20 box
-BLUR_SIGMAS = (0.8, 1.0, 1.2)    # pen widths in pixels at 28 x 28 (one per digit)
-BILINEAR_STD = 0.4               # blur added by the bilinear splat, pixels
-
-
-def _catmull_rom_basis(n_points, closed):
-    r"""Matrix ``(P, K)`` mapping K control points to P samples of a Catmull-Rom spline.
-
-    Segment i from point i to i+1 at t in [0, 1):
-    ``c(t) = 0.5 * [(-t + 2t**2 - t**3) P[i-1] + (2 - 5t**2 + 3t**3) P[i]
-    + (t + 4t**2 - 3t**3) P[i+1] + (-t**2 + t**3) P[i+2]]``.
-    Open ends use reflected ghost points ``P[-1] = 2 P[0] - P[1]``.
-    """
-    t = np.arange(SPLINE_STEPS) / SPLINE_STEPS
-    w = 0.5 * np.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3,
-                        t + 4 * t**2 - 3 * t**3, -t**2 + t**3], axis=1)   # (S, 4)
-    n_seg = n_points if closed else n_points - 1
-    basis = np.zeros((n_seg * SPLINE_STEPS + 1, n_points))
-    for i in range(n_seg):
-        rows = slice(i * SPLINE_STEPS, (i + 1) * SPLINE_STEPS)
-        for j, k in enumerate(range(i - 1, i + 3)):
-            basis[rows] += _ghost_weights(k, n_points, closed)[None, :] * w[:, j:j + 1]
-    basis[-1] = _ghost_weights(n_seg, n_points, closed)
-    return basis
-
-
-def _ghost_weights(k, n_points, closed):
-    r"""Weights over the K control points that express point ``k`` (maybe a ghost)."""
-    e = np.zeros(n_points)
-    if closed:
-        e[k % n_points] = 1
-    elif k < 0:
-        e[0], e[1] = 2, -1
-    elif k >= n_points:
-        e[-1], e[-2] = 2, -1
-    else:
-        e[k] = 1
-    return e
-
-
-def _template_basis(strokes, n_points):
-    r"""Stacked spline bases ``(P, K)`` of all strokes and the stroke id of each sample."""
-    bases, ids = [], []
-    for s, stroke in enumerate(strokes):
-        closed = len(stroke) > 2 and stroke[-1] == stroke[0]
-        idx = stroke[:-1] if closed else stroke
-        local = _catmull_rom_basis(len(idx), closed)
-        full = np.zeros((local.shape[0], n_points))
-        np.add.at(full.T, idx, local.T)
-        bases.append(full)
-        ids.append(np.full(local.shape[0], s))
-    return np.concatenate(bases), np.concatenate(ids)
-
-
-def _random_affine(rng, n):
-    r"""Per-digit 2 x 2 matrices ``(n, 2, 2)``: width, slant (shear) and rotation."""
-    width = rng.uniform(0.75, 1.25, n)
-    shear = rng.normal(0.15, 0.2, n)           # x += shear * height above centre
-    angle = np.deg2rad(rng.normal(0, 6, n))
-    c, s = np.cos(angle), np.sin(angle)
-    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
-    shear_m = np.zeros((n, 2, 2))
-    shear_m[:, 0, 0], shear_m[:, 0, 1], shear_m[:, 1, 1] = width, -shear, 1
-    return rot @ shear_m
-
-
-def _digit_strokes(rng, template, n, image_size):
-    r"""Sample points ``(n, P, 2)`` in pixel (x, y) coordinates and their ink weights ``(n, P)``.
-
-    The longest side is scaled to 16-20 px of 28, and the ink's centre of mass is moved
-    to the image centre plus a normal offset of std 0.5 px, as in MNIST.
-    """
-    points, strokes = template
-    ctrl = np.asarray(points, dtype=float)                            # (K, 2)
-    basis, stroke_id = _template_basis(strokes, len(ctrl))
-    ctrl = ctrl + JITTER * rng.standard_normal((n,) + ctrl.shape)     # (n, K, 2)
-    pts = np.einsum("pk,nkc->npc", basis, ctrl)                       # (n, P, 2)
-    pts = (pts - 5.0) @ _random_affine(rng, n).transpose(0, 2, 1)
-    extent = (pts.max(axis=1) - pts.min(axis=1)).max(axis=1)          # (n,)
-    side = BOX_FRACTION * image_size * rng.uniform(0.8, 1.0, n)
-    pts = pts * (side / np.maximum(extent, 1e-9))[:, None, None]      # pixels
-    weight = _ink_weights(pts, stroke_id)
-    com = (pts * weight[..., None]).sum(1) / weight.sum(1)[:, None]   # (n, 2)
-    centre = (image_size - 1) / 2 + rng.normal(0, 0.5 * image_size / 28, (n, 2))
-    return pts - com[:, None, :] + centre[:, None, :], weight
-
-
-def _ink_weights(pts, stroke_id):
-    r"""Ink per sample ``(n, P)``: half the length of each adjacent segment, in pixels."""
-    seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)                # (n, P-1)
-    seg *= stroke_id[1:] == stroke_id[:-1]                            # no ink between strokes
-    weight = np.zeros(pts.shape[:2])
-    weight[:, 1:] += seg / 2
-    weight[:, :-1] += seg / 2
-    return weight
-
-
-def _splat(pts, weight, image_size):
-    r"""Ink density ``(n, S, S)``: each point's weight spread bilinearly onto 4 pixels."""
-    n, p, _ = pts.shape
-    x0 = np.floor(pts).astype(np.int64)
-    frac = pts - x0
-    img = np.zeros(n * image_size * image_size)
-    base = np.repeat(np.arange(n) * image_size * image_size, p)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            col, row = (x0[..., 0] + dx).ravel(), (x0[..., 1] + dy).ravel()
-            w = (np.abs(1 - dx - frac[..., 0]) * np.abs(1 - dy - frac[..., 1]) * weight).ravel()
-            inside = (col >= 0) & (col < image_size) & (row >= 0) & (row < image_size)
-            flat = base[inside] + row[inside] * image_size + col[inside]
-            img += np.bincount(flat, w[inside], minlength=img.size)
-    return img.reshape(n, image_size, image_size)
-
-
-def _ink_to_intensity(rng, density, image_size):
-    r"""Blur with a per-digit pen width, then ``clip(gain * density - 0.5, 0, 1)``.
-
-    A straight line of unit ink per pixel blurred by a Gaussian of std ``sigma`` (on top
-    of the splat's ``BILINEAR_STD``) peaks at
-    ``peak = 1 / (sqrt(2 pi) * sqrt(sigma**2 + BILINEAR_STD**2))``;
-    ``gain = pressure / peak`` with pressure in
-    [1.6, 2.8] saturates the stroke core for every pen width and leaves anti-aliased
-    edges. The offset 0.5 makes the background exactly 0, like MNIST.
-    """
-    n = len(density)
-    pen = rng.integers(len(BLUR_SIGMAS), size=n)
-    pressure = rng.uniform(1.6, 2.8, n)
-    out = np.empty_like(density)
-    for k, sigma in enumerate(BLUR_SIGMAS):
-        sel = pen == k
-        sigma = sigma * image_size / 28
-        blurred = ndimage.gaussian_filter(density[sel], (0, sigma, sigma), truncate=3.0)
-        peak = 1 / (np.sqrt(2 * np.pi) * np.hypot(sigma, BILINEAR_STD))
-        out[sel] = blurred * (pressure[sel] / peak)[:, None, None]
-    return np.clip(out - 0.5, 0.0, 1.0)
-
-
-def synthetic_digits(n, seed=0, image_size=28):
-    r"""Seeded MNIST-like handwritten digits 0-9, no download needed.
-
-    Each class has hand-designed stroke templates (splines through control points: 0 an
-    oval, 1 a bar with optional flag and base, 4 open or closed, 7 with or without a bar,
-    8 two loops, ...). Every digit gets jittered control points, a random width, slant
-    and rotation, a pen width and pressure; it is then scaled so its longest side is
-    16-20 px of 28 and centred by its centre of mass (offset std 0.5 px), as in MNIST, and the
-    ink is rendered anti-aliased with an exactly-0 background.
-
-    Parameters
-    ----------
-    n : int
-        Number of digits. Labels are ``arange(n) % 10`` shuffled: counts differ by <= 1.
-    seed : int or numpy.random.SeedSequence
-        Same seed, same ``n``, same digits.
-    image_size : int
-        Side S of the square images (28 like MNIST).
-
-    Returns
-    -------
-    images : ndarray, shape (n, S, S), float64 in [0, 1]
-    labels : ndarray, shape (n,), int64 in 0..9
-    """
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % 10).astype(np.int64)       # (n,)
-    variant = rng.random(n)
-    images = np.zeros((n, image_size, image_size))                      # (n, S, S)
-    for digit, templates in DIGIT_TEMPLATES.items():
-        which = np.minimum((variant * len(templates)).astype(int), len(templates) - 1)
-        for v, template in enumerate(templates):
-            sel = np.flatnonzero((labels == digit) & (which == v))
-            if sel.size:
-                pts, weight = _digit_strokes(rng, template, sel.size, image_size)
-                images[sel] = _splat(pts, weight, image_size)
-    return _ink_to_intensity(rng, images, image_size), labels
-
+# The renderer, synthetic_digits, lives in vae_numpy/synthetic.py (imported above, so
+# vae_numpy.data.synthetic_digits still works); here it becomes a Dataset.
 
 def synthetic_dataset(n_train=10000, n_test=2000, seed=0, dtype=np.float64):
     r"""A :class:`Dataset` of :func:`synthetic_digits` with independent train and test draws.

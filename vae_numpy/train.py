@@ -274,7 +274,8 @@ class TrainState:
 
 def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
                    free_bits, clip_norm, history):
-    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
+    # The data is checked here, once (finite, in the likelihood's support); the steps are not.
+    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim, likelihood=cfg.likelihood)
     if len(x_train) == 0:
         raise ValueError("x_train is empty; train needs at least one example")
     if epochs is not None and (int(epochs) != epochs or epochs < 0):
@@ -496,6 +497,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
                                  rng=rng, x_train=x_train, first_step=steps, clock=clock,
                                  progress=progress, label=label))
+        if record["steps"] == steps:   # the budget ran out before this epoch's first step
+            break
         steps = record["steps"]
         if x_test is not None:
             progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
