@@ -64,8 +64,9 @@ def kl_warmup_beta(step, warmup_steps, beta=1.0):
 
     ``step`` counts the optimizer steps taken before this one (0 for the first), so the first
     step uses beta_t = 0 and every step from ``warmup_steps`` on uses ``beta``. With
-    ``warmup_steps = 0`` there is no warm-up (beta_t = beta). Bowman et al. (2016) call this
-    KL annealing; it keeps the KL term from collapsing q(z|x) onto the prior early on.
+    ``warmup_steps = 0`` there is no warm-up (beta_t = beta). This linear schedule is the
+    warm-up of Sønderby et al. (2016); Bowman et al. (2016), who introduced KL annealing, used
+    a sigmoid schedule. It keeps the KL term from collapsing q(z|x) onto the prior early on.
     """
     if warmup_steps < 0 or step < 0:
         raise ValueError(f"kl_warmup_beta needs step >= 0 and warmup_steps >= 0, "
