@@ -28,6 +28,7 @@ def assert_png(path):
     assert data[:8] == PNG_SIGNATURE and len(data) > 2000, path
 
 
+@pytest.mark.figures
 def test_quick_run_writes_every_file(demo, tmp_path, capsys):
     out = tmp_path / "run"
     demo.main(["--quick", "--latent", "2", "--out-dir", str(out)])
@@ -53,6 +54,7 @@ def test_quick_run_writes_every_file(demo, tmp_path, capsys):
     assert "final: epoch 5" in stdout and str(out) in stdout
 
 
+@pytest.mark.figures
 def test_resume_continues_the_run(demo, tmp_path, capsys):
     out = str(tmp_path)
     demo.main(["--quick", "--epochs", "2", "--out-dir", out])
@@ -65,6 +67,7 @@ def test_resume_continues_the_run(demo, tmp_path, capsys):
     assert "manifold.png" not in os.listdir(tmp_path)            # J = 20: no manifold
 
 
+@pytest.mark.figures
 def test_gaussian_likelihood_on_an_npz_file(demo, tmp_path):
     images, labels = synthetic_digits(300, seed=1)
     path = tmp_path / "digits.npz"

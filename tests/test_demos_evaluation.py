@@ -17,6 +17,8 @@ MAX_FIGURE_BYTES = 200_000
 MC_SIGMAS = 4.0  # "agrees with" for a Monte Carlo estimate
 KL_ONLY_RATE = 0.05  # nats: "KL near 0" (beta = 1 on the quick run has ~1.4)
 
+pytestmark = pytest.mark.figures  # every demo here writes figures
+
 
 def load_demo(name):
     spec = importlib.util.spec_from_file_location(name, DEMOS / f"{name}.py")

@@ -72,6 +72,7 @@ def test_manifold_latents_are_normal_quantiles_in_image_order():
     np.testing.assert_allclose(z[:n, 0], -z[:n, 0][::-1], atol=1e-12)      # symmetric about 0
 
 
+@pytest.mark.figures
 def test_every_figure_is_written(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((12, 28 * 28))

@@ -128,8 +128,6 @@ def test_a_spent_time_budget_trains_no_more(digits):
 @pytest.mark.parametrize("objective, k", [("vae", 1), ("iwae", 3)])
 def test_resumed_from_a_checkpoint_equals_uninterrupted_bit_for_bit(digits, tmp_path,
                                                                     objective, k):
-    if objective == "iwae":
-        pytest.importorskip("vae_numpy.iwae", reason="the IWAE objective has not landed yet")
     schedule, budget = StagedSchedule(lrs=(3e-3, 1e-3, 3e-4), weights=(1, 2, 3)), Budget(5)
     kw = dict(schedule=schedule, objective=objective, k=k)
     whole_params, whole = _run(digits, budget, **kw)

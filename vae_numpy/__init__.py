@@ -3,11 +3,12 @@ r"""vae_numpy: a variational autoencoder written from scratch in NumPy.
 loss = -ELBO = rec + beta * KL, with rec = -log p(x|z) for one z ~ q(z|x) per x.
 See README.md for the conventions (logvar, reductions, weight layout, noise as an argument).
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .model import (VAEConfig, decode, decoder_outputs, encode, init_params, loss_and_grads,
                     loss_terms, param_shapes, reconstruct, sample)
 from .train import init_output_bias, train
+from .iwae import iwae_loss_and_grads
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset, synthetic_dataset
 from .crosscheck import Report, compare, compare_files, make_fixture, read_fixture, write_fixture
@@ -18,6 +19,7 @@ from . import estimators, evaluate, gradcheck, linear_gaussian, optim
 __all__ = [
     # the model
     "VAEConfig", "init_params", "loss_and_grads", "loss_terms", "param_shapes",
+    "iwae_loss_and_grads",
     "encode", "decode", "decoder_outputs", "reconstruct", "sample",
     # training, checkpoints, data
     "train", "evaluate_elbo", "init_output_bias",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .atomic import atomic_write
 from .model import VAEConfig, params_dtype
 from .optim import OPTIMIZERS
@@ -79,7 +80,6 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
     -------
     pathlib.Path of the file written.
     """
-    from . import __version__
     if not isinstance(cfg, VAEConfig):
         raise TypeError(f"cfg must be a VAEConfig, got {type(cfg).__name__}")
     params_dtype(params, cfg)

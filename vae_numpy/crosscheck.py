@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._version import __version__
 from .atomic import atomic_write
 from .gradcheck import rel_error
 from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
@@ -122,7 +123,6 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
 
 
 def _config_json(cfg, reduction):
-    from . import __version__  # late: the package imports this module
     return json.dumps({**cfg.to_dict(), "reduction": reduction,
                        "vae_numpy_version": __version__}, sort_keys=True)
 

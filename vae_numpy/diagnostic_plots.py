@@ -7,7 +7,7 @@ is imported lazily.
 """
 import numpy as np
 
-from .plotting import _figure, _show_grid, image_grid, save_figure
+from .plotting import image_grid, new_figure, save_figure, show_grid
 
 BAND_ALPHA = 0.25   # opacity of the +-2 standard error bands
 N_SE = 2            # bands are mean +- N_SE standard errors (about a 95% interval)
@@ -28,7 +28,7 @@ def plot_bound_gaps(summary, path, title=None):
     path : output PNG
     """
     ks = summary["ks"]
-    fig = _figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     ax.axhline(0, color="k", lw=1, label="log p(x) (exact)")
     _band(ax, ks, -np.asarray(summary["iw_gap"]), summary["iw_gap_se"],
@@ -58,7 +58,7 @@ def plot_kl_convergence(counts, curves, exact, path, title=None):
     exact : the analytic KL
     path : output PNG
     """
-    fig = _figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     ax.axhline(exact, color="k", lw=1.2, ls="--", label=f"analytic KL = {exact:.3f} nats")
     for i, (label, (means, ses)) in enumerate(curves.items()):
@@ -86,7 +86,7 @@ def plot_gradient_variance(study, exact_mu, exact_logvar, path, title=None):
     exact_mu, exact_logvar : (J,) exact gradients
     path : output PNG
     """
-    fig = _figure((13, 4.2))
+    fig = new_figure((13, 4.2))
     axes = fig.subplots(1, 3)
     J = len(exact_mu)
     positions = np.arange(2 * J)
@@ -135,7 +135,7 @@ def plot_kl_per_dimension(kl_per_dim, variances, threshold, path, title=None):
     kl_per_dim, variances = np.asarray(kl_per_dim), np.asarray(variances)
     active = variances > threshold
     J = len(kl_per_dim)
-    fig = _figure((max(6, 0.35 * J + 2), 4))
+    fig = new_figure((max(6, 0.35 * J + 2), 4))
     ax = fig.add_subplot()
     ax.bar(np.arange(J)[active], kl_per_dim[active], color="C0",
            label=f"active ({active.sum()}): Var_x(mu_j) > {threshold}")
@@ -161,7 +161,7 @@ def plot_rate_distortion(labels, rates, distortions, path, title=None):
     rates, distortions : mean KL and mean rec per setting, nats per example
     path : output PNG
     """
-    fig = _figure((6.5, 4.5))
+    fig = new_figure((6.5, 4.5))
     ax = fig.add_subplot()
     ax.plot(rates, distortions, "o-", color="C0", ms=5)
     for label, r, d in zip(labels, rates, distortions):
@@ -186,15 +186,15 @@ def plot_setting_rows(rows, image_shape, path, title=None):
     path : output PNG
     """
     n_cols = max(len(r[1]) for r in rows)
-    fig = _figure((0.55 * 2 * n_cols + 1.5, 0.62 * len(rows) + 0.6))
+    fig = new_figure((0.55 * 2 * n_cols + 1.5, 0.62 * len(rows) + 0.6))
     axes = fig.subplots(len(rows), 2, squeeze=False)
     for (label, rec, samples), (ax_rec, ax_samp) in zip(rows, axes):
-        _show_grid(ax_rec, image_grid(rec, image_shape, n_cols), "")
+        show_grid(ax_rec, image_grid(rec, image_shape, n_cols), "")
         ax_rec.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
         if samples is None:
             ax_samp.axis("off")
         else:
-            _show_grid(ax_samp, image_grid(samples, image_shape, n_cols), "")
+            show_grid(ax_samp, image_grid(samples, image_shape, n_cols), "")
     axes[0, 0].set_title("reconstructions (decoded posterior mean)", fontsize=10)
     axes[0, 1].set_title("samples: decode(z), z ~ N(0, I)", fontsize=10)
     if title:

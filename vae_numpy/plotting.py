@@ -20,8 +20,10 @@ DPI = 100
 GRID_PAD = 1
 
 
-def _figure(figsize):
-    r"""A matplotlib Figure bound to the Agg canvas (lazy import)."""
+# --- building blocks (public: diagnostic_plots draws with them too) --------------------------
+
+def new_figure(figsize):
+    r"""A matplotlib Figure of ``figsize`` inches bound to the Agg canvas (lazy import)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -49,6 +51,14 @@ def save_figure(fig, path, grayscale=False):
         else:
             fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
     return path
+
+
+def show_grid(ax, grid, title):
+    r"""Draw an image grid (from :func:`image_grid`) on ``ax`` in gray, values 0..1, no ticks."""
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 # --- arrays for the figures -------------------------------------------------------------------
@@ -114,15 +124,8 @@ def _grid_axes(grid, scale):
     ``bbox_inches="tight"`` when saving.
     """
     h, w = grid.shape
-    fig = _figure((scale * w / DPI, scale * h / DPI))
+    fig = new_figure((scale * w / DPI, scale * h / DPI))
     return fig, fig.add_axes([0, 0, 1, 1])
-
-
-def _show_grid(ax, grid, title):
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def plot_reconstructions(x, x_rec, image_shape, path, n_cols=10, title=None):
@@ -144,7 +147,7 @@ def plot_reconstructions(x, x_rec, image_shape, path, n_cols=10, title=None):
                      for b in block)
     grid = image_grid(np.concatenate(pairs), image_shape, n_cols)
     fig, ax = _grid_axes(grid, 2)
-    _show_grid(ax, grid, title or "each pair of rows: originals (top), reconstructions (bottom)")
+    show_grid(ax, grid, title or "each pair of rows: originals (top), reconstructions (bottom)")
     return save_figure(fig, path, grayscale=True)
 
 
@@ -152,7 +155,7 @@ def plot_samples(x_samples, image_shape, path, n_cols=10, title=None):
     r"""A grid of generated images (N, D), e.g. decode(z) for z ~ N(0, I)."""
     grid = image_grid(x_samples, image_shape, n_cols)
     fig, ax = _grid_axes(grid, 2)
-    _show_grid(ax, grid, title or "samples: mean of p(x|z), z ~ N(0, I)")
+    show_grid(ax, grid, title or "samples: mean of p(x|z), z ~ N(0, I)")
     return save_figure(fig, path, grayscale=True)
 
 
@@ -170,7 +173,7 @@ def plot_loss_curves(history, path, title=None):
     if not history:
         raise ValueError("plot_loss_curves needs a non-empty history")
     epochs = [r["epoch"] for r in history]
-    fig = _figure((12, 3.6))
+    fig = new_figure((12, 3.6))
     panels = [("rec", "reconstruction  -E_q log p(x|z)"), ("kl", "KL(q(z|x) || p(z))"),
               ("neg_elbo", "-ELBO = rec + KL")]
     for i, (key, label) in enumerate(panels):
@@ -224,7 +227,7 @@ def plot_latent(mu, labels, path, title=None, max_points=3000):
         y = (labels if labels is not None else np.zeros(len(mu))) + jitter
         points, xlabel, ylabel = np.stack([mu[:, 0], y], axis=1), "mu_1", "label (jittered)"
         default_title = "posterior means (J = 1)"
-    fig = _figure((6.4, 5.6))
+    fig = new_figure((6.4, 5.6))
     ax = fig.add_subplot()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6)
@@ -253,7 +256,7 @@ def plot_manifold(images, image_shape, path, n, title=None):
     grid = image_grid(images, image_shape, n, pad=0)
     h, w = image_shape
     fig, ax = _grid_axes(grid, max(1, 600 // grid.shape[1]))
-    _show_grid(ax, grid, title or "decoded manifold: z = norm.ppf of a grid on (0, 1)^2")
+    show_grid(ax, grid, title or "decoded manifold: z = norm.ppf of a grid on (0, 1)^2")
     z = manifold_latents(n)[:n, 0]                          # z_1 of the columns, increasing
     every = max(1, n // 5)
     cols = np.arange(0, n, every)
@@ -262,3 +265,8 @@ def plot_manifold(images, image_shape, path, n, title=None):
     ax.set_xlabel("z_1")
     ax.set_ylabel("z_2")
     return save_figure(fig, path, grayscale=True)
+
+
+# The names these had before diagnostic_plots used them (private then).
+_figure = new_figure
+_show_grid = show_grid

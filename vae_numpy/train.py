@@ -40,6 +40,7 @@ from .data import binarize_dynamic, binarize_static, minibatches
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
+from .iwae import _iwae_step
 from .likelihoods import get_likelihood
 from .model import check_batch, loss_and_grads, params_dtype
 from .optim import clip_grad_norm
@@ -214,11 +215,10 @@ def make_step(cfg, reduction="mean", free_bits=0.0):
 def make_iwae_step(cfg, reduction="mean"):
     r"""The IWAE training step: ``step(params, x, eps, beta) -> (loss, grads, terms)`` with
     eps (K, B, J) and loss ``reduce_b(-L_K(x_b))`` (:func:`vae_numpy.iwae.iwae_loss_and_grads`;
-    beta is always 1 and ignored)."""
-    from .iwae import iwae_loss_and_grads
-
+    beta is always 1 and ignored). ``train`` checks its data once, so the step skips the checks.
+    """
     def step(params, x, eps, beta):
-        return iwae_loss_and_grads(params, x, eps, cfg, reduction=reduction)
+        return _iwae_step(params, x, eps, cfg, reduction=reduction)
     return step
 
 

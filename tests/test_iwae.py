@@ -1,0 +1,267 @@
+"""The IWAE objective (vae_numpy.iwae): every gradient against finite differences, the bound's
+composition, L_1 as the one-sample ELBO with a Monte Carlo KL, and clear errors for bad input.
+The Monte Carlo properties of L_K (monotone in K, -> log p(x)) are at the end."""
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+
+import vae_numpy as vn
+from vae_numpy import iwae, model
+from vae_numpy.evaluate import log_importance_weights
+from vae_numpy.gaussian import log_normal_diag, log_standard_normal
+from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, failures
+from vae_numpy.layers import ACTIVATIONS
+from vae_numpy.likelihoods import LIKELIHOODS
+
+D, J, B = 6, 3, 4  # small, so the finite-difference loop over every parameter is quick
+KINKED = ("relu", "leaky_relu")
+# ReLU pre-activations stay this far from 0: a step h = 1e-5 in any parameter moves a
+# pre-activation by at most ~1e-5 * (sum of |inputs|) ~ 1e-4, so no kink is crossed.
+KINK_MARGIN = 1e-3
+# With K = 3, at least two examples of the batch have no normalized weight above this: where
+# one sample takes all the weight, the check sees the gradient of a single log w and would
+# miss a wrong softmax weighting.
+MAX_WEIGHT = 0.9
+FLOAT32_RTOL = 1e-4  # float32 round-off (6e-8) grown through a few layers and sums over D
+# Two float64 evaluations of the same formula in a different order: a few ulps of |log w|.
+ROUND_OFF = 1e-13
+
+
+def make_case(likelihood, activation, hidden, k, seed=0):
+    cfg = vn.VAEConfig(input_dim=D, latent_dim=J, encoder_hidden=hidden,
+                       decoder_hidden=hidden[::-1], activation=activation,
+                       likelihood=likelihood, sigma=0.8)
+    rng = np.random.default_rng(seed)
+    params = vn.init_params(cfg, rng)
+    if likelihood == "bernoulli":
+        x = (rng.random((B, D)) < 0.5).astype(float)
+    elif likelihood == "continuous_bernoulli":
+        x = rng.random((B, D))
+    else:
+        x = rng.standard_normal((B, D))
+    eps = rng.standard_normal((k, B, J))
+    return cfg, params, x, eps
+
+
+def min_abs_preactivation(params, x, eps, cfg):
+    """Smallest |a| over every kinked hidden unit, encoder and decoder (all K*B samples)."""
+    (mu, logvar), (enc_hidden, _, _) = model.encoder_forward(params, x, cfg)
+    z = mu + np.exp(logvar / 2) * eps  # (K, B, J)
+    _, (dec_hidden, _) = model.decoder_forward(params, z.reshape(-1, J), cfg)
+    return min(np.abs(act_cache).min() for _, act_cache in enc_hidden + dec_hidden)
+
+
+def case_away_from_kinks(likelihood, activation, hidden, k):
+    for seed in range(50):  # deterministic: the first seed whose units are all off the kink
+        case = make_case(likelihood, activation, hidden, k, seed)
+        if activation not in KINKED or min_abs_preactivation(*case[1:], case[0]) > KINK_MARGIN:
+            return case
+    raise AssertionError("no seed kept every ReLU pre-activation off the kink")
+
+
+CONFIGS = list(itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS), [(5,), (5, 4)],
+                                 ["mean", "sum"], [1, 3]))
+
+
+@pytest.mark.parametrize("likelihood, activation, hidden, reduction, k", CONFIGS)
+def test_every_parameter_gradient_matches_finite_differences(likelihood, activation, hidden,
+                                                             reduction, k):
+    cfg, params, x, eps = case_away_from_kinks(likelihood, activation, hidden, k)
+    loss, grads, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg, reduction)
+    assert list(grads) == list(params)
+    if k > 1:
+        assert np.sum(softmax(terms["log_weights"], axis=0).max(axis=0) <= MAX_WEIGHT) >= 2
+    errors = check_params(lambda: iwae.iwae_loss_and_grads(params, x, eps, cfg, reduction)[0],
+                          params, grads)
+    assert not failures(errors, TOLERANCE_FLOAT64), failures(errors, TOLERANCE_FLOAT64)
+
+
+def test_the_check_fails_when_the_weights_are_uniform():
+    """The classic mistake: averaging the K ELBO-style gradients (s_k = 1/K) instead of
+    weighting them by softmax(log w). The finite-difference check must reject it."""
+    cfg, params, x, eps = case_away_from_kinks("bernoulli", "tanh", (5,), 3)
+    singles = [iwae.iwae_loss_and_grads(params, x, eps[k:k + 1], cfg)[1] for k in range(3)]
+    uniform = {name: sum(g[name] for g in singles) / 3 for name in params}
+    errors = check_params(lambda: iwae.iwae_loss_and_grads(params, x, eps, cfg)[0],
+                          params, uniform)
+    assert max(errors.values()) > 100 * TOLERANCE_FLOAT64, errors
+
+
+# --- the bound's composition ------------------------------------------------------------------
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+def test_loss_is_reduced_minus_log_mean_exp_of_the_log_weights(likelihood, reduction):
+    cfg, params, x, eps = make_case(likelihood, "tanh", (5,), 4)
+    loss, _, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg, reduction)
+    assert terms["log_weights"].shape == (4, B)
+    assert all(terms[k].shape == (B,) for k in ("iw_bound", "rec", "kl"))
+    assert terms["mu"].shape == terms["logvar"].shape == (B, J)
+    assert loss == (-terms["iw_bound"].mean() if reduction == "mean"
+                    else -terms["iw_bound"].sum())
+    np.testing.assert_allclose(terms["iw_bound"],
+                               logsumexp(terms["log_weights"], axis=0) - np.log(4),
+                               rtol=ROUND_OFF)
+
+
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+def test_log_weights_equal_evaluate_log_importance_weights(likelihood):
+    cfg, params, x, eps = make_case(likelihood, "softplus", (5, 4), 5)
+    _, _, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    np.testing.assert_allclose(terms["log_weights"],
+                               log_importance_weights(params, x, eps, cfg), rtol=ROUND_OFF)
+
+
+def test_log_weights_are_the_formulas_written_out():
+    """log w recomputed with the density of q at z (the z - mu form, not the eps form)."""
+    cfg, params, x, eps = make_case("bernoulli", "tanh", (5,), 3)
+    _, _, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    mu, logvar = terms["mu"], terms["logvar"]
+    z = mu + np.sqrt(np.exp(logvar)) * eps  # (K, B, J)
+    h = np.tanh(z @ params["dec.0.W"] + params["dec.0.b"])
+    logits = h @ params["dec.out.W"] + params["dec.out.b"]  # (K, B, D)
+    log_px_z = (x * -np.logaddexp(0, -logits) + (1 - x) * -np.logaddexp(0, logits)).sum(-1)
+    log_q = np.sum(-0.5 * np.log(2 * np.pi * np.exp(logvar))
+                   - (z - mu) ** 2 / (2 * np.exp(logvar)), axis=-1)
+    log_p = np.sum(-0.5 * np.log(2 * np.pi) - z**2 / 2, axis=-1)
+    np.testing.assert_allclose(terms["log_weights"], log_px_z + log_p - log_q, rtol=1e-12)
+    np.testing.assert_allclose(terms["rec"], -log_px_z.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(
+        terms["kl"], 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+def test_l1_is_the_one_sample_elbo_with_a_monte_carlo_kl(likelihood):
+    """L_1 = -(rec + log q(z|x) - log p(z)) at the same eps, with rec and z from the VAE's
+    loss_and_grads and log q evaluated as the density at z."""
+    cfg, params, x, eps = make_case(likelihood, "relu", (5, 4), 1)
+    _, _, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    _, _, vae = vn.loss_and_grads(params, x, eps[0], cfg)
+    kl_monte_carlo = (log_normal_diag(vae["z"], vae["mu"], vae["logvar"])
+                      - log_standard_normal(vae["z"]))
+    np.testing.assert_allclose(terms["iw_bound"], -(vae["rec"] + kl_monte_carlo),
+                               rtol=ROUND_OFF)
+    np.testing.assert_array_equal(terms["rec"], vae["rec"])
+    np.testing.assert_array_equal(terms["kl"], vae["kl"])
+
+
+def test_mean_reduction_is_sum_divided_by_batch():
+    cfg, params, x, eps = make_case("gaussian_learned", "softplus", (5, 4), 3)
+    loss_mean, g_mean, _ = iwae.iwae_loss_and_grads(params, x, eps, cfg, "mean")
+    loss_sum, g_sum, _ = iwae.iwae_loss_and_grads(params, x, eps, cfg, "sum")
+    np.testing.assert_allclose(loss_sum, B * loss_mean, rtol=1e-14)
+    for k in params:
+        np.testing.assert_allclose(g_sum[k], B * g_mean[k], rtol=1e-12, atol=1e-14)
+
+
+def test_sample_order_does_not_matter():
+    """L_K is symmetric in the K samples: permuting eps along the sample axis changes nothing
+    but round-off (and the log-weights are permuted with it)."""
+    cfg, params, x, eps = make_case("continuous_bernoulli", "sigmoid", (5,), 4)
+    loss, grads, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    order = [2, 0, 3, 1]
+    loss_p, grads_p, terms_p = iwae.iwae_loss_and_grads(params, x, eps[order], cfg)
+    np.testing.assert_allclose(loss_p, loss, rtol=ROUND_OFF)
+    np.testing.assert_array_equal(terms_p["log_weights"], terms["log_weights"][order])
+    for k in params:
+        np.testing.assert_allclose(grads_p[k], grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+def test_bound_is_stable_for_huge_log_weights():
+    """A Gaussian decoder with a tiny sigma gives log w of order -1e6; exp(log w) underflows to
+    0, but the bound and the weights stay finite and exact (log-sum-exp about the max)."""
+    cfg, params, x, eps = make_case("gaussian", "tanh", (5,), 3)
+    cfg = vn.VAEConfig(**{**cfg.to_dict(), "sigma": 1e-3})
+    x = 30 * x
+    loss, grads, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    log_w = terms["log_weights"]
+    assert log_w.max() < -1e5 and np.isfinite(loss)
+    assert all(np.isfinite(g).all() for g in grads.values())
+    np.testing.assert_allclose(terms["iw_bound"], logsumexp(log_w, axis=0) - np.log(3),
+                               rtol=ROUND_OFF)
+
+
+@pytest.mark.parametrize("likelihood", sorted(LIKELIHOODS))
+def test_float32_agrees_with_float64(likelihood):
+    cfg, params, x, eps = make_case(likelihood, "relu", (5, 4), 3)
+    cfg32 = vn.VAEConfig(**{**cfg.to_dict(), "dtype": "float32"})
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    loss32, g32, t32 = iwae.iwae_loss_and_grads(p32, x.astype(np.float32),
+                                                eps.astype(np.float32), cfg32)
+    loss64, g64, _ = iwae.iwae_loss_and_grads(params, x, eps, cfg)
+    assert loss32.dtype == np.float32
+    assert all(t32[k].dtype == np.float32 for k in ("iw_bound", "log_weights", "rec", "kl"))
+    assert all(g.dtype == np.float32 for g in g32.values())
+    np.testing.assert_allclose(loss32, loss64, rtol=FLOAT32_RTOL)
+    for k in params:
+        scale = np.abs(g64[k]).max()
+        np.testing.assert_allclose(g32[k], g64[k], rtol=0, atol=FLOAT32_RTOL * scale, err_msg=k)
+
+
+def test_private_step_is_the_public_function_without_checks():
+    cfg, params, x, eps = make_case("bernoulli", "relu", (5,), 3)
+    loss, grads, terms = iwae.iwae_loss_and_grads(params, x, eps, cfg, "sum")
+    loss_s, grads_s, terms_s = iwae._iwae_step(params, x, eps, cfg, "sum")
+    assert loss_s == loss
+    assert all(np.array_equal(grads_s[k], grads[k]) for k in params)
+    assert all(np.array_equal(terms_s[k], terms[k]) for k in terms)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+@pytest.fixture
+def small():
+    return make_case("bernoulli", "relu", (5,), 2)
+
+
+def test_beta_other_than_one_is_refused(small):
+    cfg, params, x, eps = small
+    for field, value in (("beta", 0.5), ("rec_weight", 0.0)):
+        bad = vn.VAEConfig(**{**cfg.to_dict(), field: value})
+        with pytest.raises(ValueError, match=f"cfg.{field} is {value}.*must be 1"):
+            iwae.iwae_loss_and_grads(params, x, eps, bad)
+
+
+def test_two_dimensional_eps_says_where_the_sample_axis_goes(small):
+    cfg, params, x, eps = small
+    with pytest.raises(ValueError, match=r"eps has shape \(4, 3\), expected \(K, 4, 3\).*"
+                                         r"eps\[None\]"):
+        iwae.iwae_loss_and_grads(params, x, eps[0], cfg)
+
+
+def test_sample_axis_last_is_refused(small):
+    cfg, params, x, eps = small
+    with pytest.raises(ValueError, match=r"eps has shape \(4, 3, 2\), expected \(K, 4, 3\)"):
+        iwae.iwae_loss_and_grads(params, x, np.moveaxis(eps, 0, -1), cfg)
+
+
+def test_zero_samples_are_refused(small):
+    cfg, params, x, eps = small
+    with pytest.raises(ValueError, match=r"eps has shape \(0, 4, 3\)"):
+        iwae.iwae_loss_and_grads(params, x, eps[:0], cfg)
+
+
+def test_dtype_mismatch_is_an_error_not_a_cast(small):
+    cfg, params, x, eps = small
+    with pytest.raises(TypeError, match="eps has dtype float32 but the parameters are float64"):
+        iwae.iwae_loss_and_grads(params, x, eps.astype(np.float32), cfg)
+    with pytest.raises(TypeError, match="x has dtype float32"):
+        iwae.iwae_loss_and_grads(params, x.astype(np.float32), eps, cfg)
+
+
+def test_nan_and_bad_x_are_reported(small):
+    cfg, params, x, eps = small
+    bad = eps.copy()
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"eps contains NaN or inf \(1 entries\)"):
+        iwae.iwae_loss_and_grads(params, x, bad, cfg)
+    with pytest.raises(ValueError, match=r"x has shape \(4, 5\), expected \(B, 6\)"):
+        iwae.iwae_loss_and_grads(params, x[:, :5], eps, cfg)
+
+
+def test_bad_reduction_is_refused(small):
+    cfg, params, x, eps = small
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        iwae.iwae_loss_and_grads(params, x, eps, cfg, reduction="avg")
