@@ -206,3 +206,49 @@ def test_rate_is_mutual_information_plus_marginal_kl(rng):
     m2, se2 = ev.mean_and_stderr(marginal_kl)
     assert m1 > 0.5 and m2 > 0.5  # both terms matter here
     assert abs(m1 + m2 - rate) < MC_SIGMAS * np.hypot(se1, se2), (m1, m2, rate)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_iwae_encoder_output_gradients(reduction):
+    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w): dz_k = w * s_k * (d rec_k / dz_k
+    + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * w (the last
+    term from -log q = -log N(eps; 0, I) + 0.5 * sum_j logvar_j, with sum_k s_k = 1)."""
+    from scipy.special import logsumexp, softmax
+
+    from vae_numpy import iwae
+
+    cfg, params, x, _ = small_case()
+    cfg = vn.VAEConfig(**{**cfg.to_dict(), "beta": 1.0})
+    K = 4
+    eps = np.random.default_rng(3).standard_normal((K, B, J))
+    lik = L.get_likelihood(cfg.likelihood)
+    w = 1 / B if reduction == "mean" else 1.0
+    x_k = np.broadcast_to(x, (K, B, D)).reshape(K * B, D)
+    (mu, logvar), _ = model.encoder_forward(params, x, cfg)
+    mu, logvar = mu.copy(), logvar.copy()
+
+    def log_weights(mu, logvar):
+        z = mu + np.exp(0.5 * logvar) * eps                                   # (K, B, J)
+        outs, cache = model.decoder_forward(params, z.reshape(K * B, J), cfg)
+        rec = lik.nll(x_k, outs, cfg.sigma).reshape(K, B)
+        log_q = log_normal_diag(z, mu, logvar)                               # at z itself
+        return -rec + log_standard_normal(z) - log_q, z, outs, cache
+
+    def loss_of_mu_logvar():
+        per = -(logsumexp(log_weights(mu, logvar)[0], axis=0) - np.log(K))
+        return per.mean() if reduction == "mean" else per.sum()
+
+    log_w, z, outs, cache = log_weights(mu, logvar)
+    s = softmax(log_w, axis=0)                                                # (K, B)
+    drec = lik.nll_backward((w * s).reshape(K * B), x_k, outs, cfg.sigma)
+    dz = model.decoder_backward(drec, cache, cfg, {}).reshape(K, B, J) + (w * s)[..., None] * z
+    std = np.exp(0.5 * logvar)
+    dmu = dz.sum(axis=0)
+    dlogvar = (dz * 0.5 * std * eps).sum(axis=0) - 0.5 * w
+
+    assert rel_error(dmu, numerical_gradient(loss_of_mu_logvar, mu)) <= TOLERANCE_FLOAT64
+    assert rel_error(dlogvar, numerical_gradient(loss_of_mu_logvar, logvar)) <= TOLERANCE_FLOAT64
+    _, grads, _ = iwae.iwae_loss_and_grads(params, x, eps, cfg, reduction)
+    np.testing.assert_allclose(grads["enc.mu.b"], dmu.sum(axis=0), rtol=EXACT, atol=EXACT)
+    np.testing.assert_allclose(grads["enc.logvar.b"], dlogvar.sum(axis=0), rtol=EXACT,
+                               atol=EXACT)
