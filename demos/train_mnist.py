@@ -34,6 +34,7 @@ from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.optim import OPTIMIZERS
 from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
                                 plot_reconstructions, plot_samples)
+from vae_numpy.schedule import Budget, burda_schedule
 from vae_numpy.train import TrainState, format_record, init_output_bias, train
 
 # --- hyperparameters (defaults of the flags) --------------------------------------------------
@@ -50,6 +51,8 @@ SEED = 0
 DTYPE = "float32"
 OPTIMIZER = "adam"
 MOMENTUM = 0.9              # SGD only
+ADAM_EPS = 1e-8             # torch.optim.Adam's default
+SCHEDULES = {"none": None, "burda": "paper", "burda-code": "code"}   # -> burda_schedule(variant)
 N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, unless --n-train)
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
@@ -107,6 +110,19 @@ def parse_args(argv):
                    help="epochs over which beta ramps linearly from 0 to --beta")
     p.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dimension")
     p.add_argument("--clip-norm", type=float, default=None, help="cap on the gradient norm")
+    p.add_argument("--objective", choices=["vae", "iwae"], default="vae",
+                   help="vae: rec + beta * analytic KL; iwae: the importance-weighted bound "
+                        "with --k samples (Burda et al. 2016)")
+    p.add_argument("--k", type=int, default=1, help="importance samples per example (iwae)")
+    p.add_argument("--adam-eps", type=float, default=ADAM_EPS,
+                   help="Adam's eps (torch's default; Burda et al. use 1e-4)")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="none",
+                   help="learning-rate stages over the run (--epochs, or --budget-minutes): "
+                        "burda = Burda et al. (2016)'s 8 stages from 1e-3, burda-code their "
+                        "code's rates; the schedule owns the rate, so --lr is refused with it")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much training wall time (and fit the schedule's "
+                        "stages into it)")
     p.add_argument("--init-output-bias", action="store_true",
                    help="start the decoder's output bias at the logit of the data mean")
     p.add_argument("--n-train", type=int, default=None,
@@ -121,6 +137,9 @@ def parse_args(argv):
     if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
         p.set_defaults(**QUICK)
         args = p.parse_args(argv)
+    if args.schedule != "none" and args.lr != LR:
+        raise SystemExit(f"--lr {args.lr} is refused with --schedule {args.schedule}: the "
+                         "schedule owns the learning rate (drop --lr)")
     if args.binarize is None:
         args.binarize = "dynamic" if args.likelihood == "bernoulli" else "none"
     if args.data == "synthetic":   # record the sizes used, so the data can be drawn again
@@ -163,10 +182,25 @@ def build(args, x_train, rng):
     if args.init_output_bias:
         init_output_bias(params, x_train, cfg)
     if args.optimizer == "adam":
-        optimizer = OPTIMIZERS["adam"](lr=args.lr)
+        optimizer = OPTIMIZERS["adam"](lr=args.lr, eps=args.adam_eps)
     else:
         optimizer = OPTIMIZERS["sgd"](lr=args.lr, momentum=args.momentum)
     return cfg, params, optimizer, optimizer.init(params), []
+
+
+def schedule_and_budget(args, history):
+    r"""The run's learning-rate schedule and budget. A schedule spreads its stages over the
+    whole run: --budget-minutes of training time, or the --epochs of the first invocation
+    (kept in the checkpoint as ``schedule_epochs``, so a resumed run stays on the same stages)."""
+    if not history and getattr(args, "schedule_epochs", None) is None:
+        args.schedule_epochs = args.epochs
+    budget = None
+    if args.budget_minutes is not None:
+        budget = Budget(60.0 * args.budget_minutes, "seconds")
+    elif args.schedule != "none":
+        budget = Budget(args.schedule_epochs, "epochs")
+    schedule = None if args.schedule == "none" else burda_schedule(SCHEDULES[args.schedule])
+    return schedule, budget
 
 
 def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
@@ -177,7 +211,8 @@ def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
                                       image_shape, os.path.join(out_dir, "reconstructions.png")))
     samples = sample(params, N_SAMPLES, cfg, np.random.default_rng(FIGURE_SEED))
     files.append(plot_samples(samples, image_shape, os.path.join(out_dir, "samples.png")))
-    files.append(plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png")))
+    if history:   # empty when --epochs 0 or a budget that was already spent
+        files.append(plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png")))
     mu, _ = encode(params, x_test[:N_LATENT_POINTS], cfg)
     labels = None if y_test is None else y_test[:N_LATENT_POINTS]
     files.append(plot_latent(mu, labels, os.path.join(out_dir, "latent.png")))
@@ -212,10 +247,12 @@ def main(argv=None):
                         state.history, extra, state.optimizer)
 
     t0 = time.perf_counter()
+    schedule, budget = schedule_and_budget(args, history)
     train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
           rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
           binarize=args.binarize, kl_warmup_epochs=args.kl_warmup, free_bits=args.free_bits,
-          clip_norm=args.clip_norm, callback=save)
+          clip_norm=args.clip_norm, callback=save, objective=args.objective, k=args.k,
+          schedule=schedule, budget=budget)
     if args.epochs == 0:   # otherwise the callback saved after every epoch
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))

@@ -40,9 +40,10 @@ from .data import binarize_dynamic, binarize_static, minibatches
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
+from .fast_step import FastStep
 from .iwae import _iwae_step
 from .likelihoods import get_likelihood
-from .model import check_batch, loss_and_grads, params_dtype
+from .model import check_batch, params_dtype
 from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
@@ -203,13 +204,12 @@ def make_step(cfg, reduction="mean", free_bits=0.0):
     r"""The training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
 
     One minibatch's objective ``reduce_b(rec_weight * rec_b + beta * kl_b)`` and its gradient,
-    as :func:`vae_numpy.model.loss_and_grads` computes it; ``beta`` is the step's KL weight
-    (beta_t under warm-up). ``train`` checks its data once, so the step may skip the checks.
+    equal bit for bit to :func:`vae_numpy.model.loss_and_grads`; ``beta`` is the step's KL
+    weight (beta_t under warm-up). The step is :class:`vae_numpy.fast_step.FastStep`: the same
+    operations into buffers kept between steps (its ``grads`` are overwritten by the next
+    call). ``train`` checks its data once, so the step skips the checks.
     """
-    def step(params, x, eps, beta):
-        return loss_and_grads(params, x, eps, cfg, reduction=reduction, free_bits=free_bits,
-                              beta=beta)
-    return step
+    return FastStep(cfg, reduction, free_bits)
 
 
 def make_iwae_step(cfg, reduction="mean"):
@@ -497,6 +497,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
                                  rng=rng, x_train=x_train, first_step=steps, clock=clock,
                                  progress=progress, label=label))
+        if record["steps"] == steps:   # the budget ran out before this epoch's first step
+            break
         steps = record["steps"]
         if x_test is not None:
             progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
