@@ -67,7 +67,7 @@ def test_images(ckpt, data_arg, n):
     train_args = ckpt.extra.get("args", {})
     source = data_arg or train_args.get("data")
     if source is None:
-        raise SystemExit("the checkpoint does not record its data; pass --data PATH")
+        fail("the checkpoint does not record its data; pass --data PATH")
     kw = {}
     if source == "synthetic":
         # the test digits come from their own seed: n_train does not change them
@@ -80,12 +80,25 @@ def test_images(ckpt, data_arg, n):
     if binarize != "none":
         x = binarize_test_set(x)  # whole test set, then slice: rows don't depend on n
     if n > len(x):
-        raise SystemExit(f"--n {n} but the test set has only {len(x)} images")
+        fail(f"--n {n} but the test set has only {len(x)} images; pass --n {len(x)} or less")
     return x[:n], source, binarize
+
+
+def fail(message):
+    r"""End the command with one line on stderr and exit status 1 (no traceback); the library
+    raises, the command line turns what a user can act on into this line."""
+    raise SystemExit(f"evaluate.py: error: {message}")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError, FloatingPointError) as err:   # files, data, flags, a bad model
+        fail(str(err))
+
+
+def run(args):
     os.makedirs(args.out_dir, exist_ok=True)
     ckpt = load_checkpoint(args.checkpoint)
     x, source, binarize = test_images(ckpt, args.data, args.n)

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from vae_numpy import VAEConfig, decode, encode, init_params, reconstruct, sampl
 from vae_numpy.atomic import atomic_write
 from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.errors import NonFiniteError
 from vae_numpy.optim import OPTIMIZERS
 from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
                                 plot_reconstructions, plot_samples)
@@ -58,6 +60,11 @@ N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
 # Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
 RUN_FLAGS = ("epochs", "out_dir", "resume", "quick")
+# Flags that may change when a run is resumed: given with --resume, they replace the
+# checkpoint's value from the next epoch on (logged, and listed in metrics.json under
+# "resume_changes"). Any other flag given with --resume that differs from the checkpoint is
+# refused: it would change the model, the data or the random streams.
+RESUME_MAY_CHANGE = ("lr", "clip_norm", "batch_size", "free_bits")
 # --quick: a smoke run of a few seconds
 QUICK = dict(epochs=5, n_train=3000, n_test=500, hidden="128")
 # figures
@@ -75,7 +82,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
-def parse_args(argv):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=_HelpFormatter)
     p.add_argument("--data", default=DATA, help="'synthetic' or a path to IDX dir / .npz / .npy")
@@ -132,14 +139,18 @@ def parse_args(argv):
                    help=f"use the first N test images (synthetic: {N_TEST_SYNTHETIC}; files: all)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out-dir>/checkpoint.npz for --epochs more epochs "
-                        "(architecture, data and training flags come from the checkpoint)")
+                        "(architecture, data and training flags come from the checkpoint; "
+                        f"{', '.join('--' + f.replace('_', '-') for f in RESUME_MAY_CHANGE)} "
+                        "may be given to change them)")
+    return p
+
+
+def parse_args(argv):
+    p = build_parser()
     args = p.parse_args(argv)
     if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
         p.set_defaults(**QUICK)
         args = p.parse_args(argv)
-    if args.schedule != "none" and args.lr != LR:
-        raise SystemExit(f"--lr {args.lr} is refused with --schedule {args.schedule}: the "
-                         "schedule owns the learning rate (drop --lr)")
     if args.binarize is None:
         args.binarize = "dynamic" if args.likelihood == "bernoulli" else "none"
     if args.data == "synthetic":   # record the sizes used, so the data can be drawn again
@@ -148,12 +159,65 @@ def parse_args(argv):
     return args
 
 
+def given_flags(argv):
+    r"""The destinations of the flags given explicitly on the command line."""
+    p = build_parser()
+    for action in p._actions:   # a flag not given then leaves no attribute at all
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def fail(message):
+    r"""End the command with one line on stderr and exit status 1 (no traceback).
+
+    The library raises exceptions; the command line turns the ones a user can act on (bad
+    flags, missing or corrupt files, data out of range, a diverged run) into this line."""
+    raise SystemExit(f"train_mnist.py: error: {message}")
+
+
+def check_flag_combinations(args, given):
+    r"""Refuse flags that contradict each other (for a new run, and for a resumed one once its
+    flags are settled)."""
+    if "lr" in given and args.schedule != "none":
+        fail(f"--lr {args.lr} is refused with --schedule {args.schedule}: the schedule owns the "
+             "learning rate (drop --lr)")
+    if "momentum" in given and args.optimizer != "sgd":
+        fail(f"--momentum applies to --optimizer sgd only (this run uses {args.optimizer}); "
+             "drop --momentum or pass --optimizer sgd")
+
+
+def resume_flags(args, saved, given, after_epoch):
+    r"""Take every flag from the checkpoint's record ``saved`` but the RUN_FLAGS; a flag
+    given now that differs from the record is applied (RESUME_MAY_CHANGE, returned as a list
+    of changes) or refused with :func:`fail`, never ignored."""
+    changes, conflicts = [], []
+    for name, value in saved.items():
+        if name in RUN_FLAGS:
+            continue
+        new = getattr(args, name, value)
+        if name in given and new != value:
+            if name in RESUME_MAY_CHANGE:
+                changes.append({"flag": name, "from": value, "to": new,
+                                "after_epoch": after_epoch})
+                continue
+            conflicts.append(f"--{name.replace('_', '-')} {new} (the checkpoint has {value})")
+        setattr(args, name, value)
+    if conflicts:
+        fail(f"--resume continues the run saved in {args.out_dir} with its model, data and "
+             f"seeds; these flags would change them: {'; '.join(conflicts)}. Drop them, or "
+             f"start a new run in another --out-dir. Flags that may change on --resume: "
+             f"{', '.join('--' + f.replace('_', '-') for f in RESUME_MAY_CHANGE)}")
+    for c in changes:
+        log(f"resume: --{c['flag'].replace('_', '-')} {c['to']} replaces {c['from']} "
+            f"from epoch {after_epoch + 1} on")
+    return changes
+
+
 def hidden_widths(text):
     try:
         return tuple(int(w) for w in str(text).split(",") if w.strip())
     except ValueError:
-        raise SystemExit(f"--hidden must be comma-separated integers like 400 or 512,256, "
-                         f"got {text!r}") from None
+        fail(f"--hidden must be comma-separated integers like 400 or 512,256, got {text!r}")
 
 
 def log(msg):
@@ -225,34 +289,75 @@ def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args, given_flags(argv), argv)
+    except (OSError, ValueError) as err:   # files, data, flags the library refused
+        fail(str(err))
+
+
+def resume(args, given, ckpt_path):
+    r"""Load the checkpoint and settle the flags (:func:`resume_flags`); returns the run's
+    state ``(cfg, params, optimizer, opt_state, rng, history)`` and the list of changes."""
+    ckpt = load_checkpoint(ckpt_path)
+    history = ckpt.history
+    changes = resume_flags(args, ckpt.extra.get("args", {}), given, len(history))
+    check_flag_combinations(args, given)
+    optimizer = ckpt.optimizer
+    if "lr" in given and optimizer is not None:   # rebuilt: the constructor checks the value
+        optimizer = type(optimizer)(**{**vars(optimizer), "lr": args.lr})
+    log(f"resuming {ckpt_path} after epoch {len(history)}")
+    changes = ckpt.extra.get("resume_changes", []) + changes
+    return (ckpt.config, ckpt.params, optimizer, ckpt.optimizer_state, ckpt.rng, history), changes
+
+
+def last_good(ckpt_path, saved_epoch):
+    r"""A sentence naming the last checkpoint that holds a finite model, for failure messages."""
+    if saved_epoch is None:
+        return "no checkpoint of this run was written"
+    return (f"the last good checkpoint is {ckpt_path} (after epoch {saved_epoch}); continue "
+            f"from it with --resume and a lower --lr or a --clip-norm")
+
+
+def run(args, given, argv):
     os.makedirs(args.out_dir, exist_ok=True)
     ckpt_path = os.path.join(args.out_dir, "checkpoint.npz")
+    changes = []
     if args.resume:
-        ckpt = load_checkpoint(ckpt_path)
-        vars(args).update({k: v for k, v in ckpt.extra["args"].items() if k not in RUN_FLAGS})
-        cfg, params, optimizer = ckpt.config, ckpt.params, ckpt.optimizer
-        opt_state, rng, history = ckpt.optimizer_state, ckpt.rng, ckpt.history
-        log(f"resuming {ckpt_path} after epoch {len(history)}")
+        (cfg, params, optimizer, opt_state, rng, history), changes = resume(args, given,
+                                                                             ckpt_path)
     x_train, x_test, y_test, image_shape = load_data(args)
     if not args.resume:
+        check_flag_combinations(args, given)
         rng = np.random.default_rng(args.seed)
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
     command = ["demos/train_mnist.py"] + list(sys.argv[1:] if argv is None else argv)
-    extra = {"args": vars(args), "command": command,
+    extra = {"args": vars(args), "command": command, "resume_changes": changes,
              "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
     log(f"model: {cfg.to_json()}")
+    saved = {"epoch": len(history) if args.resume else None}
 
-    def save(state):
+    def save(state):   # refuses (NonFiniteError) to write a diverged model over a good one
         save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
                         state.history, extra, state.optimizer)
+        saved["epoch"] = len(state.history)
 
     t0 = time.perf_counter()
     schedule, budget = schedule_and_budget(args, history)
-    train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
-          rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
-          binarize=args.binarize, kl_warmup_epochs=args.kl_warmup, free_bits=args.free_bits,
-          clip_norm=args.clip_norm, callback=save, objective=args.objective, k=args.k,
-          schedule=schedule, budget=budget)
+    # numpy's overflow warnings are held back while training runs: if the run diverges they are
+    # part of the one line that says so; if it does not, they are issued afterwards as usual.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            train(params, cfg, x_train, x_test=x_test, optimizer=optimizer, opt_state=opt_state,
+                  rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
+                  binarize=args.binarize, kl_warmup_epochs=args.kl_warmup,
+                  free_bits=args.free_bits, clip_norm=args.clip_norm, callback=save,
+                  objective=args.objective, k=args.k, schedule=schedule, budget=budget)
+        except (FloatingPointError, NonFiniteError) as err:
+            warned = f" (numpy warned first: {caught[0].message})" if caught else ""
+            fail(f"training diverged: {err}{warned}. {last_good(ckpt_path, saved['epoch'])}")
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.epochs == 0:   # otherwise the callback saved after every epoch
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))

@@ -24,14 +24,16 @@ run bit for bit (on the same machine, NumPy and BLAS; another BLAS may round dif
 """
 import dataclasses
 import json
-import zipfile
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write
+from .errors import FileFormatError, MissingArrayError, NonFiniteError
 from .model import VAEConfig, params_dtype
+from .npfiles import check_finite, json_entry, read_npz
 from .optim import OPTIMIZERS
 
 FORMAT = "vae_numpy.checkpoint"
@@ -60,6 +62,16 @@ def _rng_state(rng):
     return rng.bit_generator.state
 
 
+def _refuse_non_finite(arrays, what, path):
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+            raise NonFiniteError(f"{what}[{name!r}] has {n_bad} NaN or inf values: the model "
+                             f"diverged, and a checkpoint of it could not be resumed; not "
+                             f"writing {path} (a file already there is left as it was)")
+
+
 def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=None,
                     extra=None, optimizer=None):
     r"""Write params, optimizer state and hyperparameters, RNG state, config and history.
@@ -79,10 +91,18 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
     Returns
     -------
     pathlib.Path of the file written.
+
+    Raises
+    ------
+    vae_numpy.errors.NonFiniteError (a ValueError) when a parameter or optimizer-state array
+    holds NaN or inf: a diverged model is never written (an existing file at ``path`` stays
+    the last good checkpoint).
     """
     if not isinstance(cfg, VAEConfig):
         raise TypeError(f"cfg must be a VAEConfig, got {type(cfg).__name__}")
     params_dtype(params, cfg)
+    _refuse_non_finite(params, "params", path)
+    _refuse_non_finite(optimizer_state or {}, "optimizer_state", path)
     arrays = {f"param/{k}": np.asarray(v) for k, v in params.items()}
     for k, v in (optimizer_state or {}).items():
         arrays[f"opt/{k}"] = np.asarray(v)
@@ -124,64 +144,163 @@ class Checkpoint:
     path: Path
 
 
-def _restore_rng(state):
+# Bit generators a checkpoint may name (numpy.random's own; never an arbitrary attribute).
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _restore_rng(state, path):
     if state is None:
         return None
-    bit_generator = getattr(np.random, state["bit_generator"], None)
-    if bit_generator is None:
-        raise ValueError(f"the checkpoint's rng uses the unknown bit generator "
-                         f"{state['bit_generator']!r}")
-    bg = bit_generator()
-    bg.state = state
+    name = state.get("bit_generator")
+    if name not in BIT_GENERATORS:
+        raise FileFormatError(path, f"the rng state names the bit generator {name!r}; "
+                                    f"known: {list(BIT_GENERATORS)}")
+    bg = getattr(np.random, name)()
+    try:
+        bg.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise FileFormatError(path, f"the rng state is not a valid {name} state "
+                                    f"({type(err).__name__}: {err})") from err
     return np.random.Generator(bg)
 
 
-def _restore_optimizer(desc):
+def _finite_number(v):
+    try:
+        return isinstance(v, (bool, int, float)) and math.isfinite(v)
+    except OverflowError:   # an integer beyond float range
+        return False
+
+
+def _restore_optimizer(desc, path):
     if desc is None:
         return None
-    return OPTIMIZERS[desc["name"]](**desc["hyperparameters"])
+    name, hyper = desc.get("name"), desc.get("hyperparameters")
+    if name not in OPTIMIZERS or not isinstance(hyper, dict):
+        raise FileFormatError(path, f"entry 'optimizer_json' must be {{\"name\": one of "
+                                    f"{sorted(OPTIMIZERS)}, \"hyperparameters\": {{...}}}}, "
+                                    f"found {desc}")
+    bad = [k for k, v in hyper.items() if not _finite_number(v)]
+    if bad:
+        raise FileFormatError(path, f"optimizer hyperparameters {bad} are not finite numbers: "
+                                    f"{ {k: hyper[k] for k in bad} }")
+    try:
+        return OPTIMIZERS[name](**hyper)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(path, f"the saved {name} optimizer cannot be rebuilt: {err}") from err
 
 
-def _read_npz(path):
+def _check_optimizer_state(state, optimizer, params, path):
+    r"""The saved state must be what ``optimizer.init(params)`` makes, up to its values:
+    the same entries and shapes and dtypes, finite, and a step count that is an integer >= 0."""
+    if state is None:
+        return None
+    check_finite(state, path, "optimizer state")
+    if "step" not in state or state["step"].shape != () or state["step"].dtype.kind not in "iu" \
+            or int(state["step"]) < 0:
+        raise FileFormatError(path, "the optimizer state needs 'opt/step', a 0-d integer >= 0 "
+                                    "(the number of steps taken)")
+    if optimizer is None:
+        return state
+    template = optimizer.init(params)
+    missing = sorted(set(template) - set(state))
+    unexpected = sorted(set(state) - set(template))
+    if missing or unexpected:
+        raise FileFormatError(path, f"the optimizer state does not fit the saved "
+                                    f"{type(optimizer).__name__} and params: missing "
+                                    f"{missing[:4]}, unexpected {unexpected[:4]} (a resumed run "
+                                    "would fail); save the state optimizer.init(params) made")
+    for key, want in template.items():
+        if key != "step" and (state[key].shape != want.shape or state[key].dtype != want.dtype):
+            raise FileFormatError(path, f"optimizer state 'opt/{key}' has shape "
+                                        f"{state[key].shape} of {state[key].dtype}, expected "
+                                        f"{want.shape} of {want.dtype}")
+    return state
+
+
+def _read_arrays(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: the file does not exist "
                                 "(demos write it as <out-dir>/checkpoint.npz)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a vae_numpy checkpoint: numpy cannot read it as an "
-                         f".npz ({err})") from err
+        return read_npz(path)
+    except MissingArrayError:
+        raise
+    except FileFormatError as err:
+        raise FileFormatError(path, f"is not a vae_numpy checkpoint: {err.problem}") from err
+
+
+def _check_header(z, path):
+    r"""The entries that make a file a checkpoint: format, format_version, vae_numpy_version."""
+    fmt = z.get("format")
+    if fmt is None or fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        raise FileFormatError(path, f"is not a vae_numpy checkpoint: it has no format="
+                                    f"{FORMAT!r} entry (entries: {sorted(z)[:8]}...); write one "
+                                    "with save_checkpoint")
+    version = z.get("format_version")
+    if version is None or version.shape != () or version.dtype.kind not in "iu" \
+            or int(version) < 1:
+        raise FileFormatError(path, "entry 'format_version' must be a 0-d integer >= 1")
+    if int(version) > FORMAT_VERSION:
+        raise FileFormatError(path, f"has checkpoint format {int(version)}, newer than this "
+                                    f"vae_numpy reads ({FORMAT_VERSION}); upgrade vae_numpy")
+    written_by = z.get("vae_numpy_version")
+    if written_by is None or written_by.shape != () or written_by.dtype.kind != "U":
+        raise FileFormatError(path, "entry 'vae_numpy_version' must be a 0-d string")
+    return str(written_by)
+
+
+def _config(z, path):
+    d = json_entry(z, "config_json", path, dict)
+    try:
+        return VAEConfig.from_dict(d)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(path, f"entry 'config_json' is not a valid VAEConfig: {err}") from err
+
+
+def _params(z, cfg, path):
+    params = {k[len("param/"):]: v for k, v in z.items() if k.startswith("param/")}
+    try:
+        dtype = params_dtype(params, cfg)
+    except ValueError as err:
+        raise FileFormatError(path, f"the saved params do not match the saved config: "
+                                    f"{err}") from None
+    if dtype.name != cfg.dtype:
+        raise FileFormatError(path, f"the config says dtype {cfg.dtype} but the params are "
+                                    f"{dtype.name}")
+    check_finite(params, path, "param")
+    return params
 
 
 def load_checkpoint(path):
     r"""Read a file written by :func:`save_checkpoint`; returns a :class:`Checkpoint`.
 
-    Raises FileNotFoundError for a missing file, ValueError for a file that is not a
-    vae_numpy checkpoint (or a newer format), and ValueError when the saved params do not
-    match the saved config (names, shapes or dtype).
+    Everything is validated before it is returned, so a checkpoint that loads also resumes:
+    the format entries, each JSON entry (config, optimizer, rng, history, extra), the params
+    against the config (names, shapes, dtype) and finite, the optimizer state against the
+    optimizer (the entries ``optimizer.init(params)`` makes, same shapes and dtypes, finite).
+
+    Raises
+    ------
+    FileNotFoundError (an OSError) for a missing file; :class:`vae_numpy.errors.FileFormatError`
+    (a ValueError naming the file and the problem) for everything about the content: not an
+    .npz, not a checkpoint, a newer format, bad JSON, params that do not fit the config, NaN or
+    inf values, a broken optimizer or rng state (see docs/files.md for the reader contract).
     """
-    z = _read_npz(path)
-    if "format" not in z or str(z["format"]) != FORMAT:
-        raise ValueError(f"{path} is not a vae_numpy checkpoint: it has no format={FORMAT!r} "
-                         f"entry (entries: {sorted(z)[:8]}...); write one with save_checkpoint")
-    if int(z["format_version"]) > FORMAT_VERSION:
-        raise ValueError(f"{path} has checkpoint format {int(z['format_version'])}, newer than "
-                         f"this vae_numpy reads ({FORMAT_VERSION}); upgrade vae_numpy")
-    cfg = VAEConfig.from_dict(json.loads(str(z["config_json"])))
-    params = {k[len("param/"):]: v for k, v in z.items() if k.startswith("param/")}
-    try:
-        dtype = params_dtype(params, cfg)
-    except ValueError as err:
-        raise ValueError(f"{path}: the saved params do not match the saved config: {err}") from None
-    if dtype.name != cfg.dtype:
-        raise ValueError(f"{path}: the config says dtype {cfg.dtype} but the params are "
-                         f"{dtype.name}")
+    z = _read_arrays(path)
+    path = Path(path)
+    version = _check_header(z, path)
+    cfg = _config(z, path)
+    params = _params(z, cfg, path)
+    optimizer = _restore_optimizer(json_entry(z, "optimizer_json", path, (dict, type(None))),
+                                   path)
     opt_state = {k[len("opt/"):]: v for k, v in z.items() if k.startswith("opt/")} or None
-    return Checkpoint(params=params, config=cfg, optimizer_state=opt_state,
-                      optimizer=_restore_optimizer(json.loads(str(z["optimizer_json"]))),
-                      rng=_restore_rng(json.loads(str(z["rng_json"]))),
-                      history=json.loads(str(z["history_json"])),
-                      extra=json.loads(str(z["extra_json"])),
-                      version=str(z["vae_numpy_version"]), path=Path(path))
+    history = json_entry(z, "history_json", path, list)
+    if not all(isinstance(r, dict) for r in history):
+        raise FileFormatError(path, "entry 'history_json' must be a list of per-epoch objects")
+    return Checkpoint(params=params, config=cfg,
+                      optimizer_state=_check_optimizer_state(opt_state, optimizer, params, path),
+                      optimizer=optimizer,
+                      rng=_restore_rng(json_entry(z, "rng_json", path, (dict, type(None))), path),
+                      history=history, extra=json_entry(z, "extra_json", path, dict),
+                      version=version, path=path)

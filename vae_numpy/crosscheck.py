@@ -41,7 +41,9 @@ import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write
+from .errors import FileFormatError
 from .gradcheck import rel_error
+from .npfiles import check_finite, json_entry, read_npz
 from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
                     reduce_batch)
 
@@ -177,10 +179,23 @@ def write_fixture(path, fixture):
 
 
 def read_fixture(path):
-    r"""Read a fixture written by :func:`write_fixture` (no pickles); validated."""
-    with np.load(path, allow_pickle=False) as f:
-        fixture = {k: f[k] for k in f.files}
-    validate_fixture(fixture)
+    r"""Read a fixture written by :func:`write_fixture` (no pickles), validated and finite.
+
+    Raises OSError when the file cannot be opened and :class:`vae_numpy.errors.FileFormatError`
+    (a ValueError naming the file) for any problem of its content: not an .npz, a bad
+    ``config`` entry, a missing entry or wrong shape, NaN or inf anywhere (docs/files.md).
+    """
+    fixture = read_npz(path)
+    config = json_entry(fixture, "config", path, dict)
+    if config.get("reduction") not in REDUCTIONS:
+        raise FileFormatError(path, f"the config's reduction must be one of {REDUCTIONS}, "
+                                    f"found {config.get('reduction')!r}")
+    try:
+        validate_fixture(fixture)
+    except (TypeError, ValueError, IndexError, KeyError) as err:
+        raise FileFormatError(path, f"not a valid fixture: {err}") from err
+    check_finite(fixture, path, "fixture entry", "a fixture holds finite numbers only; make a "
+                 "new one with `python -m vae_numpy fixture`")
     return fixture
 
 
@@ -442,6 +457,5 @@ def compare_files(fixture_path, candidate_path, pytorch_layout=False, dtype=None
                   require_all=False):
     r""":func:`compare` for a fixture ``.npz`` and a candidate ``.npz`` (keys loss, rec, kl, z,
     grad/<name>)."""
-    with np.load(candidate_path, allow_pickle=False) as f:
-        candidate = {k: f[k] for k in f.files}
+    candidate = read_npz(candidate_path)   # the reader contract of docs/files.md
     return compare(read_fixture(fixture_path), candidate, pytorch_layout, dtype, require_all)

@@ -24,13 +24,17 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from .atomic import atomic_write
+from .errors import FileFormatError, MissingArrayError
+from .npfiles import NpzFile, read_at_most, read_npy
 
 __all__ = [
     "Dataset", "make_dataset", "read_idx", "write_idx", "load_npz", "load_npy", "load_dataset",
@@ -54,39 +58,32 @@ IDX_MAX_DIMS = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path):
-    r"""Return the (decompressed) content of ``path``; gzip is detected by its magic bytes."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: starts with the gzip magic bytes 1f 8b but does not "
-                         f"decompress ({exc}); the download is probably incomplete") from exc
+def _gzip_error(path, exc):
+    return FileFormatError(path, f"starts with the gzip magic bytes 1f 8b but does not "
+                                 f"decompress ({type(exc).__name__}: {exc}); the download is "
+                                 "probably incomplete")
 
 
 def _parse_idx_header(buf, path):
     r"""Return ``(dtype, dims, header_size)`` of the IDX content ``buf``."""
     if len(buf) < 4:
-        raise ValueError(f"{path}: {len(buf)} bytes is too short for an IDX header (4 bytes "
-                         "of magic number); the file is truncated or not IDX")
+        raise FileFormatError(path, f"{len(buf)} bytes is too short for an IDX header (4 bytes "
+                                    "of magic number); the file is truncated or not IDX")
     zero0, zero1, code, ndim = buf[0], buf[1], buf[2], buf[3]
     if zero0 != 0 or zero1 != 0:
-        raise ValueError(f"{path}: bad IDX magic number {buf[:4].hex(' ')}: the first two "
-                         "bytes must be 00 00; this is not an (uncompressed or gzip) IDX file")
+        raise FileFormatError(path, f"bad IDX magic number {buf[:4].hex(' ')}: the first two "
+                                    "bytes must be 00 00; this is not an (uncompressed or "
+                                    "gzip) IDX file")
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X} ({dt.name})" for c, dt in IDX_DTYPES.items())
-        raise ValueError(f"{path}: bad IDX dtype code 0x{code:02X}; known codes: {known}")
+        raise FileFormatError(path, f"bad IDX dtype code 0x{code:02X}; known codes: {known}")
     if not 1 <= ndim <= IDX_MAX_DIMS:
-        raise ValueError(f"{path}: IDX header says {ndim} dimensions; "
-                         f"expected 1..{IDX_MAX_DIMS}")
+        raise FileFormatError(path, f"IDX header says {ndim} dimensions; expected "
+                                    f"1..{IDX_MAX_DIMS}")
     header_size = 4 + 4 * ndim
     if len(buf) < header_size:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need "
-                         f"{header_size} header bytes, the file has {len(buf)}")
+        raise FileFormatError(path, f"truncated IDX header: {ndim} dimensions need "
+                                    f"{header_size} header bytes, the file has {len(buf)}")
     dims = struct.unpack(f">{ndim}I", buf[4:header_size])
     return IDX_DTYPES[code], dims, header_size
 
@@ -107,21 +104,56 @@ def read_idx(path):
 
     Raises
     ------
-    ValueError
+    OSError
+        The file cannot be opened (FileNotFoundError, IsADirectoryError, ...).
+    vae_numpy.errors.FileFormatError (a ValueError)
         Naming the file: bad magic number, unknown dtype code, number of dimensions not
-        in 1..4, or a size that is not header + prod(dims) * itemsize (truncated file or
-        trailing bytes).
+        in 1..4, a gzip stream that does not inflate, or a size that is not
+        header + prod(dims) * itemsize (truncated file or trailing bytes). A gzip file is
+        inflated only up to the size its header implies plus one byte.
     """
-    buf = _read_bytes(path)
-    dtype, dims, header_size = _parse_idx_header(buf, path)
+    path = Path(path)
+    with open(path, "rb") as f:   # OSError: the file system
+        if f.read(2) != GZIP_MAGIC:
+            f.seek(0)
+            return _read_idx_stream(f, path, os.fstat(f.fileno()).st_size)
+        f.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=f) as g:
+                return _read_idx_stream(g, path, None)
+        except FileFormatError:
+            raise
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _gzip_error(path, exc) from exc
+
+
+def _read_idx_stream(f, path, size):
+    r"""Read the IDX content of stream ``f``; ``size`` is its length in bytes, or None (gzip).
+
+    The header is the only source of the size, and is checked before it is used: a raw file's
+    length must equal header + data before the data is read; a gzip stream is inflated up to
+    the header-implied size plus one byte (the byte that tells trailing data), never further.
+    """
+    head = bytes(read_at_most(f, 4))
+    n_dims = head[3] if len(head) == 4 and 1 <= head[3] <= IDX_MAX_DIMS else 0
+    dtype, dims, header_size = _parse_idx_header(head + bytes(read_at_most(f, 4 * n_dims)), path)
     expected = math.prod(dims) * dtype.itemsize
-    found = len(buf) - header_size
-    if found != expected:
-        problem = "truncated" if found < expected else "trailing bytes"
-        raise ValueError(f"{path}: {problem}: shape {dims} of {dtype.name} needs {expected} "
-                         f"data bytes after the {header_size}-byte header, found {found}")
-    data = np.frombuffer(buf, dtype=dtype, offset=header_size).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+    if size is not None and size - header_size != expected:
+        raise _idx_size_error(path, dims, dtype, header_size, size - header_size)
+    data = read_at_most(f, expected + 1)
+    if len(data) != expected:
+        raise _idx_size_error(path, dims, dtype, header_size, len(data),
+                              at_least=size is None and len(data) > expected)
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _idx_size_error(path, dims, dtype, header_size, found, at_least=False):
+    expected = math.prod(dims) * dtype.itemsize
+    problem = "truncated" if found < expected else "trailing bytes"
+    return FileFormatError(path, f"{problem}: shape {dims} of {dtype.name} needs {expected} "
+                                 f"data bytes after the {header_size}-byte header, found "
+                                 f"{f'more than {expected}' if at_least else found}")
 
 
 def write_idx(path, array):
@@ -183,34 +215,44 @@ def load_npz(path, keys=None):
 
     Raises
     ------
-    KeyError
+    OSError
+        The file cannot be opened.
+    vae_numpy.errors.MissingArrayError (a FileFormatError and a KeyError)
         When ``x_train``/``x_test``, or a label key given explicitly in ``keys``, is not in
-        the file; the message lists the keys the file has.
+        the file; the message lists the arrays the file has.
+    vae_numpy.errors.FileFormatError (a ValueError)
+        Anything else wrong with the content (not a zip, a truncated or object array, a
+        header that claims more bytes than the member holds), naming the file.
     """
     keys = dict(keys or {})
     unknown = set(keys) - set(KERAS_KEYS)
     if unknown:
         raise ValueError(f"load_npz: unknown roles {sorted(unknown)} in keys; "
                          f"the roles are {list(KERAS_KEYS)}")
-    with np.load(path, allow_pickle=False) as npz:
-        available = list(npz.files)
+    with NpzFile(path) as npz:
         out = []
         for role in KERAS_KEYS:
             name = keys.get(role, role)
             optional = role.startswith("y_") and role not in keys
-            if name is None or (optional and name not in available):
+            if name is None or (optional and name not in npz):
                 out.append(None)
-            elif name not in available:
-                raise KeyError(f"{path}: no array {name!r} (needed for {role}); the file has "
-                               f"{available}; pass keys={{{role!r}: <name>}} to map it")
+            elif name not in npz:
+                raise MissingArrayError(path, name, npz.names,
+                                        f" (needed for {role}); pass keys={{{role!r}: <name>}} "
+                                        "to map it")
             else:
                 out.append(npz[name])
     return tuple(out)
 
 
 def load_npy(path):
-    r"""Read an ``.npy`` of images ``(N, H, W)`` or ``(N, D)`` as stored (no labels)."""
-    return np.load(path, allow_pickle=False)
+    r"""Read an ``.npy`` of images ``(N, H, W)`` or ``(N, D)`` as stored (no labels).
+
+    Raises OSError when the file cannot be opened and
+    :class:`vae_numpy.errors.FileFormatError` (a ValueError naming the file) for bad content:
+    not .npy, an object array (no pickles), or a header claiming more bytes than the file has.
+    """
+    return read_npy(path)
 
 
 # ----------------------------------------------------------------------------- conversion

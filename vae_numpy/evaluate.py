@@ -34,6 +34,7 @@ from scipy.special import logsumexp
 from . import gaussian
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
 from .likelihoods import get_likelihood
+from .checks import check_number
 from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
@@ -45,6 +46,18 @@ DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
 EVAL_NOISE_SEED = 1
 # Rows per forward pass of evaluate_elbo: bounds memory, does not change the numbers.
 EVAL_CHUNK = 1000
+
+
+def check_data(params, x, cfg, support=True):
+    r"""The entry check of every evaluation function: params fit cfg, x is a non-empty (N, D)
+    finite array of the params' dtype, in the likelihood's support (unless ``support=False``,
+    for functions that only encode). Returns ``(dtype, x)``."""
+    dtype = params_dtype(params, cfg)
+    x = check_batch("x", x, dtype, cfg.input_dim,
+                    likelihood=cfg.likelihood if support else None)
+    if len(x) == 0:
+        raise ValueError(f"x has shape {x.shape}: no examples to evaluate (N = 0)")
+    return dtype, x
 
 
 def bits_per_dim(nats, input_dim):
@@ -106,8 +119,7 @@ def log_importance_weights(params, x, eps, cfg):
     -------
     (K, B) array of log-weights in nats; ``logsumexp(., axis=0) - log K`` is IW_K.
     """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
+    dtype, x = check_data(params, x, cfg)
     eps = np.asarray(eps)
     if eps.ndim != 3 or eps.shape[1:] != (x.shape[0], cfg.latent_dim) or eps.dtype != dtype:
         raise ValueError(f"eps has shape {eps.shape} and dtype {eps.dtype}; expected "
@@ -164,8 +176,7 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     -------
     (N,) float64 array of log p(x) estimates in nats.
     """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
+    dtype, x = check_data(params, x, cfg)
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer number of samples, got {k!r}")
     if batch_size < 1 or chunk_size < 1:
@@ -213,8 +224,9 @@ def elbo_terms(params, x, cfg, rng, n_samples=1, batch_size=1000):
     -------
     rec, kl : (N,) arrays in the params' dtype.
     """
-    dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
+    dtype, x = check_data(params, x, cfg)
+    check_number("elbo_terms", "n_samples", n_samples, low=1, integer=True)
+    check_number("elbo_terms", "batch_size", batch_size, low=1, integer=True)
     N = x.shape[0]
     rec = np.zeros(N, dtype=dtype)
     kl = np.empty(N, dtype=dtype)
@@ -281,6 +293,8 @@ def rate_distortion(params, x, cfg, rng, n_samples=1, batch_size=1000):
 
 def encode_all(params, x, cfg, batch_size=1000):
     r"""``mu``, ``logvar`` of q(z|x) for every example, in batches. Returns two (N, J) arrays."""
+    _, x = check_data(params, x, cfg, support=False)
+    check_number("encode_all", "batch_size", batch_size, low=1, integer=True)
     parts = [encode(params, x[i:i + batch_size], cfg) for i in range(0, len(x), batch_size)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

@@ -146,7 +146,10 @@ def check_iwae_inputs(params, x, eps, cfg):
                          "config with the defaults, e.g. dataclasses.replace(cfg, beta=1.0, "
                          "rec_weight=1.0))")
     dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
+    x = check_batch("x", x, dtype, cfg.input_dim, likelihood=cfg.likelihood)
+    if len(x) == 0:
+        raise ValueError(f"x has shape {x.shape}: an empty batch (B = 0) has no loss; "
+                         "pass at least one example")
     eps = np.asarray(eps)
     want = (x.shape[0], cfg.latent_dim)
     if eps.ndim != 3 or eps.shape[1:] != want or eps.shape[0] < 1:

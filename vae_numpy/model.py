@@ -18,9 +18,11 @@ shapes and initialization, :class:`VAEConfig`, the input checks).
 """
 import dataclasses
 import json
+import numbers
 
 import numpy as np
 
+from .checks import check_logvar, check_number, check_support
 from .gaussian import (kl_per_dimension, kl_standard_normal, kl_standard_normal_backward,
                        reparameterize_backward, reparameterize_forward)
 from .layers import activation_pair, dense_backward, dense_forward
@@ -173,6 +175,7 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
 
     # forward: x -> (mu, logvar) -> z -> outs -> rec; and (mu, logvar) -> kl
     (mu, logvar), enc_cache = encoder_forward(params, x, cfg)     # (B, J) each
+    check_logvar(logvar)
     z, rep_cache = reparameterize_forward(mu, logvar, eps)        # (B, J)
     outs, dec_cache = decoder_forward(params, z, cfg)             # each (B, D)
     rec = likelihood.nll(x, outs, cfg.sigma)                      # (B,)
@@ -208,6 +211,7 @@ def forward(params, x, eps, cfg):
     """
     x, eps = check_inputs(params, x, eps, cfg)
     (mu, logvar), enc_cache = encoder_forward(params, x, cfg)
+    check_logvar(logvar)
     z, rep_cache = reparameterize_forward(mu, logvar, eps)
     outs, dec_cache = decoder_forward(params, z, cfg)
     terms = {"rec": get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma),
@@ -228,6 +232,7 @@ def encode(params, x, cfg):
     r"""Posterior parameters of q(z|x): returns ``mu`` (B, J) and ``logvar`` (B, J)."""
     dtype = params_dtype(params, cfg)
     (mu, logvar), _ = encoder_forward(params, check_batch("x", x, dtype, cfg.input_dim), cfg)
+    check_logvar(logvar)
     return mu, logvar
 
 
@@ -252,7 +257,14 @@ def reconstruct(params, x, cfg, eps=None):
 
 
 def sample(params, n, cfg, rng):
-    r"""Generate n new data means: ``z ~ N(0, I)`` (n, J) from ``rng``, returns decode(z) (n, D)."""
+    r"""Generate n new data means: ``z ~ N(0, I)`` (n, J) from ``rng``, returns decode(z) (n, D).
+
+    ``rng`` is required (a numpy.random.Generator): nothing here draws behind the caller's back.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("sample needs rng = numpy.random.Generator (e.g. "
+                        f"numpy.random.default_rng(0)), got {type(rng).__name__}")
+    check_number("sample", "n", n, low=0, integer=True)
     dtype = params_dtype(params, cfg)
     z = rng.standard_normal((n, cfg.latent_dim)).astype(dtype)
     return decode(params, z, cfg)
@@ -343,22 +355,23 @@ class VAEConfig:
     def __post_init__(self):
         for name in ("encoder_hidden", "decoder_hidden"):
             widths = getattr(self, name)
-            widths = (widths,) if isinstance(widths, (int, np.integer)) else tuple(widths)
-            if any(int(w) != w or w < 1 for w in widths):
-                raise ValueError(f"VAEConfig.{name} must be positive integers, got {widths}")
+            if isinstance(widths, (str, bytes)):
+                raise TypeError(f"VAEConfig.{name} must be a tuple of widths, got {widths!r}")
+            widths = (widths,) if isinstance(widths, numbers.Number) else tuple(widths)
+            for w in widths:
+                check_number("VAEConfig", name, w, low=1, integer=True)
             object.__setattr__(self, name, tuple(int(w) for w in widths))
         for name in ("input_dim", "latent_dim"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"VAEConfig.{name} must be a positive integer, "
-                                 f"got {getattr(self, name)!r}")
+            check_number("VAEConfig", name, getattr(self, name), low=1, integer=True)
+        for name in ("activation", "likelihood"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"VAEConfig.{name} must be a string, got "
+                                f"{getattr(self, name)!r}")
         activation_pair(self.activation)
         get_likelihood(self.likelihood)
-        if not self.rec_weight >= 0:
-            raise ValueError(f"VAEConfig.rec_weight must be >= 0, got {self.rec_weight!r}")
-        if not self.beta >= 0:
-            raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta!r}")
-        if not self.sigma > 0:
-            raise ValueError(f"VAEConfig.sigma must be > 0, got {self.sigma!r}")
+        check_number("VAEConfig", "rec_weight", self.rec_weight, low=0)
+        check_number("VAEConfig", "beta", self.beta, low=0)
+        check_number("VAEConfig", "sigma", self.sigma, low=0, low_open=True)
         if str(self.dtype) not in DTYPES:
             raise ValueError(f"VAEConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         object.__setattr__(self, "dtype", str(self.dtype))
@@ -404,8 +417,12 @@ def params_dtype(params, cfg):
     return next(iter(dtypes))
 
 
-def check_batch(name, a, dtype, width, batch=None):
-    r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast)."""
+def check_batch(name, a, dtype, width, batch=None, likelihood=None):
+    r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast).
+
+    Finite values, and with ``likelihood`` (a likelihood name) values in its support
+    (:func:`vae_numpy.checks.check_support`): both from one min and one max over the array.
+    """
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):
         want = f"({'B' if batch is None else batch}, {width})"
@@ -415,8 +432,13 @@ def check_batch(name, a, dtype, width, batch=None):
     if a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but the parameters are {dtype}; convert "
                         f"with {name}.astype(np.{dtype}) (vae_numpy never changes dtype silently)")
-    if not np.all(np.isfinite(a)):
+    if a.size == 0:
+        return a
+    lo, hi = a.min(), a.max()   # NaN if any entry is NaN, +-inf if any is infinite
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{name} contains NaN or inf ({np.sum(~np.isfinite(a))} entries)")
+    if likelihood is not None:
+        check_support(name, a, likelihood, (lo, hi))
     return a
 
 
@@ -424,6 +446,9 @@ def check_inputs(params, x, eps, cfg):
     r"""Check params against cfg, then x (B, D) and eps (B, J) in the params' dtype; return
     x, eps as arrays (no copy, no cast)."""
     dtype = params_dtype(params, cfg)
-    x = check_batch("x", x, dtype, cfg.input_dim)
+    x = check_batch("x", x, dtype, cfg.input_dim, likelihood=cfg.likelihood)
+    if len(x) == 0:
+        raise ValueError(f"x has shape {x.shape}: an empty batch (B = 0) has no loss; "
+                         "pass at least one example")
     eps = check_batch("eps", eps, dtype, cfg.latent_dim, batch=x.shape[0])
     return x, eps

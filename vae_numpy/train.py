@@ -275,7 +275,8 @@ class TrainState:
 
 def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
                    free_bits, clip_norm, history):
-    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim)
+    # The data is checked here, once (finite, in the likelihood's support); the steps are not.
+    x_train = check_batch("x_train", x_train, dtype, cfg.input_dim, likelihood=cfg.likelihood)
     if len(x_train) == 0:
         raise ValueError("x_train is empty; train needs at least one example")
     if epochs is not None and (int(epochs) != epochs or epochs < 0):
