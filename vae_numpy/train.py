@@ -108,7 +108,9 @@ def output_bias_for_mean(x_mean, cfg, clip=OUTPUT_BIAS_CLIP):
       0 or 1 (|b| <= logit(1 - clip) = 6.9 for clip = 1e-3).
     - continuous_bernoulli: the logit whose continuous-Bernoulli mean (not sigmoid) is the data
       mean, found by bisection, limited to the same range ``|b| <= logit(1 - clip)``; the
-      continuous-Bernoulli mean only reaches 0 as -1/logit, so near-0 pixels stop at that bound.
+      continuous-Bernoulli mean only reaches 0 as -1/logit, so near-0 pixels stop at that bound:
+      with clip = 1e-3 the reachable means are [0.144, 0.856], and 65% of MNIST's pixels
+      (training mean below 0.144) start at the bound.
     - gaussian, gaussian_learned: ``b = mean`` (the mean head is linear); the log-variance head
       is left alone.
     """
