@@ -95,15 +95,21 @@ def build_parser():
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--calls", type=int, default=CALLS, help="calls per timed repeat")
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--quick", action="store_true", help=f"shorter: {QUICK}")
+    parser.add_argument("--quick", action="store_true", help=f"shorter: defaults {QUICK} unless given")
     return parser
 
 
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    args = parse_args(argv)
     try:
         import torch
     except ImportError:

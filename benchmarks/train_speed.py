@@ -64,12 +64,17 @@ def time_epochs(x_train, dtype, args):
     return [r["seconds"] for r in history]
 
 
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None):
-    p = build_parser()
-    args = p.parse_args(argv)
-    if args.quick:
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    args = parse_args(argv)
     n_train = args.n_train or (N_TRAIN_SYNTHETIC if args.data == "synthetic" else None)
     kw = dict(n_train=n_train, n_test=10) if args.data == "synthetic" else {}
     x_train = load_dataset(args.data, dtype=np.float64, **kw).x_train[:n_train]

@@ -145,15 +145,21 @@ def build_parser():
     parser.add_argument("--out-dir", default=None,
                         help="if given, write report.txt and fixture.npz there")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a small model for a smoke test: {QUICK}")
+                        help=f"a small model for a smoke test: defaults {QUICK} unless given")
     return parser
 
 
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    args = parse_args(argv)
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=(args.hidden,), decoder_hidden=(args.hidden,),
                     activation="relu", likelihood="bernoulli")

@@ -50,10 +50,12 @@ def parse_args(argv):
     parser.add_argument("--bits-per-dim", action="store_true", help="also report bits/dim")
     parser.add_argument("--out-dir", default="runs/evaluate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="K = 20 on 100 images")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a few seconds: defaults {QUICK} unless given")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.k, args.n = min(args.k, QUICK["k"]), min(args.n, QUICK["n"])
+    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     return args
 
 
