@@ -10,11 +10,14 @@ r"""Check a PyTorch VAE against vae_numpy, end to end (the worked example of doc
 The steps, which are the same for any framework:
     1. vae_numpy makes a fixture: parameters, a batch x, the noise eps, and its loss, per-example
        rec and kl, z, and every gradient.
-    2. The parameters go into the PyTorch model: nn.Linear.weight = W.T, bias = b.
+    2. The parameters go into the PyTorch model: nn.Linear.weight = W.T, bias = b
+       (vae_numpy.interop.load_torch).
     3. The model runs forward with the fixture's x and eps (not its own torch.randn_like), and
        backward.
-    4. vae_numpy.crosscheck.compare prints a table, worst tensor first, and a verdict.
-The exit code is 0 when the model agrees and 1 when it does not, so scripts can rely on it.
+    4. The loss, every gradient (interop.torch_grads maps them back to vae_numpy names) and the
+       terms go to vae_numpy.crosscheck.compare, which prints a table, worst tensor first, and
+       a verdict.
+The exit code is 0 on PASS, 1 on FAIL and 3 on INCOMPLETE (as `python -m vae_numpy compare`).
 """
 import argparse
 import os
@@ -25,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_numpy import VAEConfig
-from vae_numpy.crosscheck import (compare, fixture_params, make_fixture, write_fixture,
-                                  write_report)
+from vae_numpy.__main__ import EXIT_CODES
+from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report
+from vae_numpy.interop import load_torch, torch_grads
 
 # --- hyperparameters (defaults of the flags) -------------------------------------------------
 INPUT_DIM = 784      # 28 x 28 images, as pytorch/examples/vae
@@ -96,20 +100,13 @@ def loss_function(x_logits, x, mu, logvar, plant_bug="none"):
     return bce, kld
 
 
-# --- moving numbers between the fixture and the model ---------------------------------------
-
-def load_fixture_params(model, params):
-    r"""Copy vae_numpy parameters into the model. W is (in, out); nn.Linear.weight is (out, in)."""
-    dtype = model.fc1.weight.dtype
-    with torch.no_grad():
-        for module_name, prefix in LAYER_NAMES.items():
-            layer = getattr(model, module_name)
-            layer.weight.copy_(torch.from_numpy(params[prefix + ".W"].T).to(dtype))  # W.T
-            layer.bias.copy_(torch.from_numpy(params[prefix + ".b"]).to(dtype))
-
+# --- running the model on the fixture -----------------------------------------------------
 
 def run_model(model, fixture, reduction):
-    r"""Forward with the fixture's x and eps, backward; the candidate dict for compare()."""
+    r"""Forward with the fixture's x and eps, backward; the candidate dict for compare().
+
+    Gradients by vae_numpy names with W as (in, out): interop.torch_grads transposes
+    nn.Linear's (out, in) weight gradients."""
     dtype = model.fc1.weight.dtype
     x = torch.from_numpy(fixture["x"]).to(dtype)
     eps = torch.from_numpy(fixture["eps"]).to(dtype)
@@ -118,13 +115,8 @@ def run_model(model, fixture, reduction):
     loss = (rec + kl).sum() if reduction == "sum" else (rec + kl).mean()
     model.zero_grad()
     loss.backward()
-    # gradients stay in PyTorch's (out, in) layout; compare(..., pytorch_layout=True) says so
-    grads = {}
-    for module_name, prefix in LAYER_NAMES.items():
-        layer = getattr(model, module_name)
-        grads[prefix + ".W"] = layer.weight.grad
-        grads[prefix + ".b"] = layer.bias.grad
-    return {"loss": loss, "rec": rec, "kl": kl, "z": z, "grads": grads}
+    return {"loss": loss, "rec": rec, "kl": kl, "z": z, "mu": mu, "logvar": logvar,
+            "grads": torch_grads(model, LAYER_NAMES)}
 
 
 # --- the script ----------------------------------------------------------------------------
@@ -172,13 +164,13 @@ def main(argv=None):
           file=sys.stderr)
     model = VAE(args.input_dim, args.hidden, args.latent, plant_bug=args.plant_bug)
     model.to(getattr(torch, args.dtype))
-    load_fixture_params(model, fixture_params(fixture))
+    load_torch(model, fixture, LAYER_NAMES)
 
     print("3. forward with the fixture's x and eps, backward", file=sys.stderr)
     candidate = run_model(model, fixture, args.reduction)
 
     print("4. compare\n", file=sys.stderr)
-    report = compare(fixture, candidate, pytorch_layout=True, require_all=True)
+    report = compare(fixture, candidate)
     print(report)
 
     if args.out_dir:
@@ -186,7 +178,7 @@ def main(argv=None):
         write_report(os.path.join(args.out_dir, "report.txt"), report)
         write_fixture(os.path.join(args.out_dir, "fixture.npz"), fixture)
         print(f"\nwrote {args.out_dir}/report.txt and fixture.npz", file=sys.stderr)
-    return 0 if report.passed else 1
+    return EXIT_CODES[report.status]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 r"""``python -m vae_numpy fixture`` and ``python -m vae_numpy compare`` (vae_numpy/__main__.py)."""
+import os
 import subprocess
 import sys
 
@@ -94,3 +95,52 @@ def test_python_dash_m(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "wrote" in run.stdout
     assert fixture_config(read_fixture(path))[0].encoder_hidden == (5, 4)
+
+
+def test_compare_exit_code_3_for_incomplete(tmp_path, capsys):
+    case, only_loss = tmp_path / "case.npz", tmp_path / "loss.npz"
+    main(["fixture", "--out", str(case)])
+    np.savez(only_loss, loss=read_fixture(case)["loss"])
+    capsys.readouterr()
+    assert main(["compare", str(case), str(only_loss)]) == 3
+    assert capsys.readouterr().out.splitlines()[-1].startswith("INCOMPLETE")
+    # --require-all is accepted and changes nothing (required is the only behaviour now)
+    assert main(["compare", str(case), str(only_loss), "--require-all"]) == 3
+
+
+def test_compare_logvar_head_flag(tmp_path):
+    case, cand = tmp_path / "case.npz", tmp_path / "cand.npz"
+    main(["fixture", "--out", str(case)])
+    fixture = read_fixture(case)
+    # what a log-sigma model loaded with 0.5 W, 0.5 b hands over: log sigma and 2x the grads
+    values = {k: v for k, v in fixture.items() if k in ("loss", "z", "logvar")
+              or k.startswith("grad/")}
+    values["logvar"] = 0.5 * values["logvar"]
+    for k in ("grad/enc.logvar.W", "grad/enc.logvar.b"):
+        values[k] = 2 * values[k]
+    np.savez(cand, **values)
+    assert main(["compare", str(case), str(cand)]) == 1
+    assert main(["compare", str(case), str(cand), "--logvar-head", "log_sigma"]) == 0
+
+
+@pytest.mark.parametrize("command", ["fixture", "compare"])
+def test_a_reader_that_stops_early_ends_the_command_cleanly(tmp_path, command):
+    r"""`python -m vae_numpy ... | head`: the read end of stdout is closed before the command
+    writes anything, so its first write meets a broken pipe. It must exit with its usual code
+    and no traceback or 'Broken pipe' message."""
+    case = tmp_path / "case.npz"
+    main(["fixture", "--out", str(case)])
+    argv = {"fixture": ["fixture", "--out", str(tmp_path / "again.npz")],
+            "compare": ["compare", str(case), str(case)]}[command]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command starts
+    try:
+        run = subprocess.run([sys.executable, "-m", "vae_numpy", *argv], stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert run.stderr == ""
+    # fixture: the file is written, exit 0; compare: a fixture against itself is a PASS, 0
+    assert run.returncode == 0
+    if command == "fixture":
+        assert read_fixture(tmp_path / "again.npz")["x"].shape == (4, 12)

@@ -13,7 +13,8 @@ import pytest
 
 from vae_numpy import VAEConfig, init_params
 from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.crosscheck import compare_files, make_fixture, read_fixture, write_fixture
+from vae_numpy.crosscheck import (compare, compare_files, make_fixture, read_fixture,
+                                  write_fixture)
 from vae_numpy.data import load_npy, load_npz, read_idx, write_idx
 from vae_numpy.errors import FileFormatError, MissingArrayError, NonFiniteError
 from vae_numpy.optim import SGD, Adam
@@ -269,8 +270,8 @@ def fixture_file(tmp_path, **over):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("param/enc.0.W", np.full((6, 4), np.nan), r"fixture entry 'param/enc.0.W' has 24 NaN"),
-    ("loss", np.array(np.inf), r"fixture entry 'loss' has 1 NaN"),
+    ("param/enc.0.W", np.full((6, 4), np.nan), r"fixture entries \['param/enc.0.W'\] hold NaN"),
+    ("loss", np.array(np.inf), r"fixture entries \['loss'\] hold NaN or inf"),
     ("config", np.array("{"), "entry 'config' is not valid JSON"),
     ("config", np.array('{"reduction": "max"}'), "reduction must be one of"),
     ("config", np.array('{"reduction": "mean", "input_dim": 0}'), "not a valid fixture"),
@@ -288,3 +289,12 @@ def test_a_valid_fixture_and_checkpoint_still_load(tmp_path):
     assert ckpt.history == [{"epoch": 1, "steps": 3}]
     assert json.loads(ckpt.config.to_json()) == CFG.to_dict()
     assert all(v.flags.writeable for v in ckpt.params.values())   # a resumed run updates them
+
+
+def test_an_in_memory_fixture_with_nan_params_does_not_compare_as_pass():
+    """Its loss and gradients are finite, so a candidate handing them back agreed with it."""
+    fixture = make_fixture(CFG, batch=2, seed=0)
+    fixture["param/enc.0.W"] = np.full((6, 4), np.nan)
+    candidate = {"loss": fixture["loss"]}
+    with pytest.raises(ValueError, match=r"fixture entries \['param/enc.0.W'\] hold NaN"):
+        compare(fixture, candidate)

@@ -3,12 +3,18 @@ r"""Command line: ``python -m vae_numpy fixture ...`` and ``python -m vae_numpy 
     python -m vae_numpy fixture --out case.npz                       # a small float64 case
     python -m vae_numpy fixture --out case.npz --input-dim 784 --encoder-hidden 400 \
         --decoder-hidden 400 --latent 20 --batch 8 --reduction sum
-    python -m vae_numpy compare case.npz mine.npz [--pytorch-layout]  # exit 0 pass, 1 fail
+    python -m vae_numpy compare case.npz mine.npz [--pytorch-layout]
+
+Exit codes of compare: 0 PASS, 1 FAIL, 3 INCOMPLETE (nothing compared disagrees, but the loss
+or a gradient is missing or a key was not recognised), 2 a usage or file error. Output piped
+into a reader that stops early (``| head``) ends the command quietly with its usual code.
 """
 import argparse
+import os
 import sys
 
-from .crosscheck import compare_files, make_fixture, write_fixture
+from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
+    write_fixture
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
 from .model import DTYPES, REDUCTIONS, VAEConfig
@@ -59,9 +65,16 @@ def build_parser():
                      help="the grad/*.W arrays are (out, in) as nn.Linear.weight.grad")
     cmp.add_argument("--dtype", choices=DTYPES, default=None,
                      help="tolerance to apply (default: the less precise side's dtype)")
+    cmp.add_argument("--logvar-head", choices=LOGVAR_HEADS, default="logvar",
+                     help="log_sigma: the encoder's second head outputs log sigma (loaded "
+                          "with 0.5 W, 0.5 b); its gradients are halved before comparing")
     cmp.add_argument("--require-all", action="store_true",
-                     help="fail when a fixture tensor is missing from the candidate")
+                     help="no effect since 0.2 (kept for scripts): the loss and every "
+                          "gradient are always required, a missing one gives INCOMPLETE")
     return parser
+
+
+EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
 
 
 def run_fixture(args):
@@ -82,15 +95,26 @@ def run_fixture(args):
 
 def run_compare(args):
     report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
-                           dtype=args.dtype, require_all=args.require_all)
+                           dtype=args.dtype, logvar_head=args.logvar_head)
+    args.exit_code = EXIT_CODES[report.status]  # known before printing, kept if the pipe closes
     print(report)
-    return 0 if report.passed else 1
+    return args.exit_code
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.exit_code = 0  # what a command that has done its work returns if its reader leaves
     try:
-        return {"fixture": run_fixture, "compare": run_compare}[args.command](args)
+        code = {"fixture": run_fixture, "compare": run_compare}[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) stopped reading: the work is done, only output is lost.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return args.exit_code
     except (ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

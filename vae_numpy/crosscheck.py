@@ -9,10 +9,15 @@ the same ``x`` and ``eps``, and hand your numbers to :func:`compare`:
 
     fixture = make_fixture(VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,),
                                      decoder_hidden=(8,)), batch=4, seed=0)
-    report = compare(fixture, {"loss": loss, "rec": rec, "kl": kl, "z": z,
-                               "grads": {"enc.0.W": ..., ...}})
+    report = compare(fixture, {"loss": loss, "grads": {"enc.0.W": ..., ...},
+                               "rec": rec, "kl": kl, "z": z, "mu": mu, "logvar": logvar})
     print(report)          # a table, worst tensor first, and a verdict line
-    report.passed          # bool
+    report.status          # "PASS", "FAIL" or "INCOMPLETE"; report.passed is a bool
+
+The loss and every gradient are required; rec, kl, z, mu and logvar are optional and only
+sharpen the diagnosis (:mod:`vae_numpy.causes`). Moving parameters into a PyTorch or Flax
+model and gradients out of it: :mod:`vae_numpy.interop`; under pytest:
+:func:`vae_numpy.testing.assert_matches_fixture`.
 
 Fixture layout (keys of the dict and of the ``.npz`` file):
 
@@ -23,6 +28,7 @@ Fixture layout (keys of the dict and of the ``.npz`` file):
     loss ()       reduce_b(rec_weight * rec_b + beta * kl_b), reduce = mean or sum over the
                   batch (rec_weight = 1, the default, is the beta-weighted -ELBO)
     rec (B,), kl (B,), z (B, J)
+    mu (B, J), logvar (B, J)  the encoder's outputs (since 0.2; older fixtures lack them)
     grad/<name>   d loss / d param, the same shapes as param/<name>
 
 Error measure (the one of :func:`vae_numpy.gradcheck.rel_error`): for a tensor ``a`` from the
@@ -35,15 +41,17 @@ would flag entries that are zero up to round-off, where any two implementations 
 """
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write
+from .causes import find_causes
 from .errors import FileFormatError
 from .gradcheck import rel_error
-from .npfiles import check_finite, json_entry, read_npz
+from .npfiles import json_entry, read_npz
 from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
                     reduce_batch)
 
@@ -64,11 +72,21 @@ from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, 
 #   continuous Bernoulli, whose normalizer gradient 1/l - 1/sinh(l) cancels two numbers of
 #   size 1/|l| near l = 0 (about 100 * u at the series switch). 1e-4 is 10x above the worst
 #   measured case and still 100x below the bugs above.
-TOLERANCE_FLOAT64 = 1e-10
-TOLERANCE_FLOAT32 = 1e-4
-TOLERANCES = {"float64": TOLERANCE_FLOAT64, "float32": TOLERANCE_FLOAT32}
+COMPARE_TOLERANCE_FLOAT64 = 1e-10
+COMPARE_TOLERANCE_FLOAT32 = 1e-4
+TOLERANCES = {"float64": COMPARE_TOLERANCE_FLOAT64, "float32": COMPARE_TOLERANCE_FLOAT32}
+# The names of 0.1.0 (they clash with gradcheck.TOLERANCE_FLOAT64 = 1e-7, another bar).
+TOLERANCE_FLOAT64 = COMPARE_TOLERANCE_FLOAT64
+TOLERANCE_FLOAT32 = COMPARE_TOLERANCE_FLOAT32
 
-FORWARD_KEYS = ("loss", "rec", "kl", "z")
+# What a candidate may hand over besides the gradients. The loss and every gradient are
+# required for a PASS; the others only sharpen the diagnosis of a failure.
+FORWARD_KEYS = ("loss", "rec", "kl", "z", "mu", "logvar")
+REQUIRED_KEYS = ("loss",)
+# Entries of the fixture layout written since 0.2; fixtures without them still read (their
+# reference mu and logvar are recomputed from the parameters).
+OPTIONAL_FIXTURE_KEYS = ("mu", "logvar")
+LOGVAR_HEADS = ("logvar", "log_sigma")
 
 
 # --- making, writing and reading fixtures -------------------------------------------------
@@ -119,7 +137,8 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
     fixture = {"config": np.array(_config_json(cfg, reduction))}
     fixture.update({f"param/{k}": v for k, v in params.items()})
     fixture.update({"x": x, "eps": eps, "loss": np.asarray(loss, dtype=cfg.dtype),
-                    "rec": terms["rec"], "kl": terms["kl"], "z": terms["z"]})
+                    "rec": terms["rec"], "kl": terms["kl"], "z": terms["z"],
+                    "mu": terms["mu"], "logvar": terms["logvar"]})
     fixture.update({f"grad/{k}": v for k, v in grads.items()})
     return fixture
 
@@ -147,13 +166,14 @@ def expected_shapes(cfg, batch):
     r"""``{key: shape}`` of every array entry of a fixture for cfg and B = batch."""
     shapes = {f"param/{k}": s for k, s in param_shapes(cfg).items()}
     shapes.update({"x": (batch, cfg.input_dim), "eps": (batch, cfg.latent_dim), "loss": (),
-                   "rec": (batch,), "kl": (batch,), "z": (batch, cfg.latent_dim)})
+                   "rec": (batch,), "kl": (batch,), "z": (batch, cfg.latent_dim),
+                   "mu": (batch, cfg.latent_dim), "logvar": (batch, cfg.latent_dim)})
     shapes.update({f"grad/{k}": s for k, s in param_shapes(cfg).items()})
     return shapes
 
 
 def validate_fixture(fixture):
-    r"""Raise ValueError naming any entry that is missing or has the wrong shape."""
+    r"""Raise ValueError naming any entry that is missing, has the wrong shape, or is not finite."""
     if "config" not in fixture:
         raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
                          "`python -m vae_numpy fixture --out case.npz`")
@@ -161,13 +181,18 @@ def validate_fixture(fixture):
     if "x" not in fixture:
         raise ValueError("fixture has no 'x' entry")
     expected = expected_shapes(cfg, np.shape(fixture["x"])[0])
-    missing = [k for k in expected if k not in fixture]
+    missing = [k for k in expected if k not in fixture and k not in OPTIONAL_FIXTURE_KEYS]
     if missing:
         raise ValueError(f"fixture is missing entries {missing}")
     for key, shape in expected.items():
-        if np.shape(fixture[key]) != shape:
+        if key in fixture and np.shape(fixture[key]) != shape:
             raise ValueError(f"fixture entry {key!r} has shape {np.shape(fixture[key])}, "
                              f"expected {shape} for its config")
+    non_finite = [k for k in expected if not np.all(np.isfinite(fixture[k]))]
+    if non_finite:   # NaN params would compare as PASS: nothing computed from them is checked
+        raise ValueError(f"fixture entries {non_finite[:4]} hold NaN or inf; a fixture holds "
+                         "finite numbers only (make a new one with `python -m vae_numpy "
+                         "fixture`)")
 
 
 def write_fixture(path, fixture):
@@ -194,8 +219,6 @@ def read_fixture(path):
         validate_fixture(fixture)
     except (TypeError, ValueError, IndexError, KeyError) as err:
         raise FileFormatError(path, f"not a valid fixture: {err}") from err
-    check_finite(fixture, path, "fixture entry", "a fixture holds finite numbers only; make a "
-                 "new one with `python -m vae_numpy fixture`")
     return fixture
 
 
@@ -213,18 +236,48 @@ def from_pytorch_layout(name, a):
     return a.T if name.endswith(".W") else a
 
 
-def normalize_candidate(candidate, pytorch_layout=False):
-    r"""Flatten a candidate dict to fixture keys: ``{"grads": {n: g}}`` becomes ``grad/<n>``."""
+def _flatten(tree, prefix):
+    r"""``{"a": {"b": v}}`` -> ``{prefix + "a/b": v}`` for nested mappings (a Flax tree)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def normalize_candidate(candidate, pytorch_layout=False, logvar_head="logvar"):
+    r"""Flatten a candidate dict to fixture keys: ``{"grads": {n: g}}`` becomes ``grad/<n>``.
+
+    A nested gradient tree (e.g. Flax's ``{"params": {"encoder": {"fc1": {"kernel": ...}}}}``)
+    is flattened to ``grad/params/encoder/fc1/kernel``: not a fixture name, so the report lists
+    it as unrecognised (map it with :func:`vae_numpy.interop.tree_grads`).
+
+    logvar_head="log_sigma": the candidate's encoder head outputs log sigma, with 0.5 * W and
+    0.5 * b loaded into it; its ``logvar`` entry (log sigma) is doubled and the head's
+    gradients ``grad/enc.logvar.*`` (d loss / d (W / 2) = 2 * d loss / dW) are halved.
+    """
+    if logvar_head not in LOGVAR_HEADS:
+        raise ValueError(f"logvar_head must be one of {LOGVAR_HEADS}, got {logvar_head!r}")
     flat = {}
     for key, value in candidate.items():
         if key == "grads":
-            flat.update({f"grad/{n}": g for n, g in value.items()})
+            if not isinstance(value, Mapping):
+                raise TypeError(f"candidate['grads'] must be a dict of arrays by vae_numpy "
+                                f"names, got {type(value).__name__}")
+            flat.update(_flatten(value, "grad/"))
+        elif isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{key}/"))
         else:
             flat[key] = value
     flat = {k: to_numpy(v) for k, v in flat.items()}
     if pytorch_layout:
         flat = {k: from_pytorch_layout(k, v) if k.startswith("grad/") else v
                 for k, v in flat.items()}
+    if logvar_head == "log_sigma":
+        scale = {"logvar": 2.0, "grad/enc.logvar.W": 0.5, "grad/enc.logvar.b": 0.5}
+        flat = {k: v * scale[k] if k in scale else v for k, v in flat.items()}
     return flat
 
 
@@ -236,6 +289,7 @@ class Entry:
 
     status : "ok", "FAIL" (beyond tolerance or not finite), "shape" (wrong shape) or
         "missing" (not in the candidate).
+    required : whether the verdict needs this tensor (the loss and every gradient).
     """
     name: str
     shape: tuple
@@ -243,6 +297,10 @@ class Entry:
     abs_error: float = float("nan")
     rel_error: float = float("nan")
     hint: str = ""
+    required: bool = False
+
+
+PASS, FAIL, INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
 
 
 @dataclass
@@ -251,16 +309,27 @@ class Report:
 
     entries : list of Entry, worst first.
     dtype, tolerance : the precision compared at and its relative tolerance.
-    ignored : candidate keys that are not fixture keys (e.g. PyTorch names like fc1.weight).
+    ignored : candidate keys that are not fixture names (e.g. PyTorch names like fc1.weight);
+        any makes the check INCOMPLETE.
     diagnoses : sentences about likely causes of failures.
-    require_all : whether a tensor missing from the candidate fails the check.
+    notes : remarks on how the check was made (e.g. a float32 candidate, a log-sigma head).
+    require_all : kept for 0.1.0 callers; has no effect (the loss and every gradient are
+        always required, the other tensors never).
+
+    The verdict (``report.status``):
+      FAIL        a compared tensor disagrees (or has the wrong shape), whatever is missing;
+      INCOMPLETE  nothing compared disagrees, but the loss or a gradient is missing, or a
+                  candidate key was not recognised;
+      PASS        the loss and every gradient were compared and agree, and every candidate
+                  key was recognised (rec, kl, z, mu, logvar are optional).
     """
     entries: list
     dtype: str
     tolerance: float
     ignored: list
     diagnoses: list
-    require_all: bool = False
+    require_all: bool = True
+    notes: list = field(default_factory=list)
 
     def __getitem__(self, name):
         for e in self.entries:
@@ -270,84 +339,164 @@ class Report:
 
     @property
     def failing(self):
-        r"""Names of the tensors that fail, worst first."""
-        bad = ("FAIL", "shape", "missing") if self.require_all else ("FAIL", "shape")
-        return [e.name for e in self.entries if e.status in bad]
+        r"""Names of the compared tensors that disagree (FAIL or wrong shape), worst first."""
+        return [e.name for e in self.entries if e.status in ("FAIL", "shape")]
 
     @property
     def missing(self):
+        r"""Names of the fixture tensors the candidate did not give (required or not)."""
         return [e.name for e in self.entries if e.status == "missing"]
 
     @property
+    def missing_required(self):
+        r"""Names of the required tensors (loss, gradients) the candidate did not give."""
+        return [e.name for e in self.entries if e.status == "missing" and e.required]
+
+    @property
+    def checked(self):
+        r"""Names of the tensors that were compared (given with the right shape or not)."""
+        return [e.name for e in self.entries if e.status != "missing"]
+
+    @property
+    def status(self):
+        r"""``"PASS"``, ``"FAIL"`` or ``"INCOMPLETE"`` (rules in the class docstring)."""
+        if self.failing:
+            return FAIL
+        if self.missing_required or self.ignored:
+            return INCOMPLETE
+        return PASS
+
+    @property
     def passed(self):
-        r"""True when no compared tensor fails (and, with require_all, none is missing)."""
-        return not self.failing and any(e.status == "ok" for e in self.entries)
+        r"""True only for a PASS: everything required compared, and all of it agrees."""
+        return self.status == PASS
 
     def verdict(self):
-        r"""One line: PASS or FAIL, how many tensors, and the worst one."""
-        checked = [e for e in self.entries if e.status != "missing"]
+        r"""One line: PASS, FAIL or INCOMPLETE, with counts and what to do."""
         where = f"relative tolerance {self.tolerance:.0e} ({self.dtype})"
-        if self.passed:
+        checked = [e for e in self.entries if e.status != "missing"]
+        optional_missing = [n for n in self.missing if n not in self.missing_required]
+        status = self.status
+        if status == PASS:
             worst = checked[0]
-            line = (f"PASS: {len(checked)} tensors agree within {where}; worst "
-                    f"{worst.name} at {worst.rel_error:.1e}")
-            if self.missing:
-                line += f". Not checked (not given): {len(self.missing)} tensors"
+            n_grads = sum(e.name.startswith("grad/") for e in checked)
+            extra = [k for k in FORWARD_KEYS if k in {e.name for e in checked}
+                     and k not in REQUIRED_KEYS]
+            line = (f"PASS: the loss and {_count(n_grads, 'gradient')} agree within {where}; "
+                    f"worst {worst.name} at {worst.rel_error:.1e}")
+            if extra:
+                line += f". Also agree: {', '.join(extra)}"
+            if optional_missing:
+                line += f". Not given (optional): {', '.join(optional_missing)}"
             return line + "."
-        if not checked:
-            return "FAIL: the candidate has none of the fixture's tensors (see 'ignored')."
-        failing = self.failing
-        # forward values in data-flow order first: the earliest one that fails is nearest the bug
-        forward = [k for k in ("z", "kl", "rec", "loss") if k in failing]
-        grads = [k for k in failing if k not in forward]
-        parts = forward + ([f"{len(grads)} gradients (worst {grads[0]})"] if grads else [])
-        return (f"FAIL: {len(failing)} of {len(self.entries)} tensors differ beyond {where}: "
-                f"{', '.join(parts)}.")
+        if status == FAIL:
+            failing = self.failing
+            # forward values in data-flow order first: the earliest one failing is nearest the bug
+            forward = [k for k in ("mu", "logvar", "z", "kl", "rec", "loss") if k in failing]
+            grads = [k for k in failing if k not in forward]
+            parts = forward + ([f"{_count(len(grads), 'gradient')} (worst {grads[0]})"]
+                               if grads else [])
+            line = (f"FAIL: {len(failing)} of {len(checked)} compared tensors differ beyond "
+                    f"{where}: {', '.join(parts)}.")
+            if self.missing_required or self.ignored:
+                line += " " + self._incomplete_clause()
+            return line
+        agree = f"{_count(len(checked), 'tensor')} agree within {where}" if checked else \
+            "the candidate has none of the fixture's tensors"
+        return f"INCOMPLETE: nothing compared disagrees ({agree}), but " \
+               + self._incomplete_clause()
+
+    def _incomplete_clause(self):
+        r"""What is missing or unrecognised, and how to supply it."""
+        parts = []
+        missing = self.missing_required
+        grads = [n for n in missing if n.startswith("grad/")]
+        if "loss" in missing:
+            parts.append("the loss is missing (hand over 'loss', the scalar your training "
+                         "step minimizes)")
+        if grads:
+            shown = ", ".join(g[len("grad/"):] for g in grads[:4]) + (", ..." if len(grads) > 4
+                                                                      else "")
+            parts.append(f"{_count(len(grads), 'gradient')} missing ({shown}): hand over "
+                         f"grads={{'enc.0.W': ..., ...}} by vae_numpy names")
+        if self.ignored:
+            shown = ", ".join(self.ignored[:4]) + (", ..." if len(self.ignored) > 4 else "")
+            parts.append(f"{_count(len(self.ignored), 'candidate key')} not recognised "
+                         f"({shown}){_mapping_advice(self.ignored)}")
+        return "; ".join(parts) + "."
 
     def __str__(self):
         rows = [("tensor", "shape", "max abs err", "max rel err", "status")]
         for e in self.entries:
-            rows.append((e.name, str(e.shape), _fmt(e.abs_error), _fmt(e.rel_error),
-                         e.status + (f"  {e.hint}" if e.hint else "")))
+            status = e.status
+            if e.status == "missing":
+                status = "missing (required)" if e.required else "not given"
+            rows.append((e.name, str(e.shape), _fmt(e.abs_error, e.status),
+                         _fmt(e.rel_error, e.status), status + (f"  {e.hint}" if e.hint else "")))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         if self.ignored:
-            lines.append(f"ignored (not fixture names): {', '.join(self.ignored)}")
+            lines.append(f"not recognised (not fixture names): {', '.join(self.ignored)}")
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.extend(f"likely cause: {d}" for d in self.diagnoses)
         lines.append(self.verdict())
         return "\n".join(lines)
 
 
-def _fmt(v):
-    return "-" if np.isnan(v) else f"{v:.2e}"
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _compare_one(name, a, b, tol, pytorch_layout):
+def _mapping_advice(keys):
+    r"""How to map unrecognised keys, from what they look like."""
+    text = " ".join(keys)
+    if "kernel" in text or "params/" in text:
+        return (": a Flax/JAX tree; map it with vae_numpy.interop.tree_grads(grads, names)")
+    if "weight" in text or "bias" in text:
+        return (": PyTorch names; map them with vae_numpy.interop.torch_grads(model, names)")
+    return ": use fixture names (loss, rec, kl, z, mu, logvar, grad/<name>)"
+
+
+def _fmt(v, status="ok"):
+    if status == "missing":
+        return "-"
+    return "nan" if np.isnan(v) else f"{v:.2e}"
+
+
+def _compare_one(name, a, b, tol, pytorch_layout, required):
     r"""Entry for one tensor: candidate ``a`` against fixture ``b``."""
     if a is None:
-        return Entry(name, b.shape, "missing")
+        return Entry(name, b.shape, "missing", required=required)
     if a.shape != b.shape:
         hint = ""
         if a.ndim == 2 and a.shape == b.shape[::-1]:
             hint = ("looks like (in, out) already: drop pytorch_layout" if pytorch_layout else
                     "looks like (out, in): PyTorch layout? pass pytorch_layout=True")
-        return Entry(name, a.shape, "shape", hint=hint or f"expected shape {b.shape}")
+        return Entry(name, a.shape, "shape", hint=hint or f"expected shape {b.shape}",
+                     required=required)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     if not np.all(np.isfinite(a64)):
-        return Entry(name, b.shape, "FAIL", float("inf"), float("inf"), "NaN or inf in candidate")
+        n_nan, n_inf = int(np.isnan(a64).sum()), int(np.isinf(a64).sum())
+        what = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "",
+                                     f"{n_inf} inf" if n_inf else "") if p)
+        return Entry(name, b.shape, "FAIL", float("nan"), float("nan"),
+                     f"not finite: {what} of {a64.size} entries in the candidate",
+                     required=required)
     err, rel = float(np.max(np.abs(a64 - b64), initial=0)), rel_error(a64, b64)
     if rel <= tol:
-        return Entry(name, b.shape, "ok", err, rel)
+        return Entry(name, b.shape, "ok", err, rel, required=required)
     hint = ""
     if a.ndim == 2 and a.shape[0] == a.shape[1] and rel_error(a64.T, b64) <= tol:
         hint = "agrees when transposed: PyTorch layout? pass pytorch_layout=True"
-    return Entry(name, b.shape, "FAIL", err, rel, hint)
+    return Entry(name, b.shape, "FAIL", err, rel, hint, required=required)
 
 
 def _sort_key(e):
     rank = {"shape": 0, "FAIL": 1, "ok": 2, "missing": 3}[e.status]
-    return rank, -e.rel_error if not np.isnan(e.rel_error) else 0.0
+    if e.status == "FAIL" and np.isnan(e.rel_error):
+        return rank, -np.inf, 0  # not finite: worst of all
+    return rank, -e.rel_error if not np.isnan(e.rel_error) else 0.0, not e.required
 
 
 def _candidate_dtype(flat):
@@ -355,95 +504,113 @@ def _candidate_dtype(flat):
     return "float32" if any(d.itemsize < 8 for d in floats) else "float64"
 
 
-def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=False):
-    r"""Compare a candidate's loss, terms, z and gradients with a fixture.
+def reference_values(fixture):
+    r"""The fixture's values for every comparable name: loss, rec, kl, z, mu, logvar and
+    grad/<name>. mu and logvar are recomputed from the parameters for a fixture written before
+    they were stored (0.1.0), with the fixture's own dtype."""
+    ref = {k: fixture[k] for k in ("loss", "rec", "kl", "z")}
+    if all(k in fixture for k in OPTIONAL_FIXTURE_KEYS):
+        ref.update({k: fixture[k] for k in OPTIONAL_FIXTURE_KEYS})
+    else:
+        cfg, _ = fixture_config(fixture)
+        ref["mu"], ref["logvar"] = encode(fixture_params(fixture), fixture["x"], cfg)
+    ref.update({k: fixture[k] for k in fixture if k.startswith("grad/")})
+    return ref
+
+
+def _scalar_term_reference(name, a, ref, reduction):
+    r"""A rec or kl handed over as one number is compared with the batch reduction of the
+    fixture's per-example values (the fixture's reduction: mean or sum)."""
+    if name in ("rec", "kl") and a is not None and a.shape == () and ref.shape != ():
+        return np.asarray(reduce_batch(ref.astype(np.float64), reduction))
+    return ref
+
+
+def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=True,
+            logvar_head="logvar"):
+    r"""Compare a candidate's loss, gradients (required) and terms (optional) with a fixture.
 
     Parameters
     ----------
     fixture : dict from :func:`make_fixture` or :func:`read_fixture`.
     candidate : dict of arrays (NumPy, or anything ``numpy.asarray`` takes; torch tensors are
-        detached) by fixture names: ``loss`` and optionally ``rec`` (B,), ``kl`` (B,),
-        ``z`` (B, J), and gradients either as ``grad/<name>`` keys or as a nested
-        ``{"grads": {name: array}}``.
+        detached) by fixture names: ``loss`` () and every gradient, either as ``grad/<name>``
+        keys or as a nested ``{"grads": {name: array}}``; optionally ``rec`` and ``kl`` (B,)
+        (or each as one scalar, compared with its batch reduction), ``z``, ``mu`` and
+        ``logvar`` (B, J), which sharpen the diagnosis of a failure.
     pytorch_layout : if True, the ``*.W`` gradients are given as (out, in), PyTorch's
         ``nn.Linear.weight.grad``, and are transposed before comparing.
     dtype : "float64" or "float32", the precision whose tolerance applies. Default: the less
         precise of the fixture and the candidate's arrays.
-    require_all : if True, a fixture tensor missing from the candidate fails the check;
-        otherwise it is listed as missing and not checked (``loss`` is always required).
+    require_all : no effect, kept for 0.1.0 callers: the loss and every gradient are always
+        required (missing ones make the verdict INCOMPLETE), the other tensors never.
+    logvar_head : "logvar" (the encoder's second head is log sigma**2, vae_numpy's convention)
+        or "log_sigma" (it is log sigma, with 0.5 * W and 0.5 * b loaded into it: the
+        candidate's ``logvar`` is doubled and that head's gradients halved before comparing).
 
     Returns
     -------
-    Report (``print(report)``, ``report.passed``, ``report.failing``, ``report["z"]``).
+    Report: ``print(report)``; ``report.status`` is "PASS", "FAIL" or "INCOMPLETE",
+    ``report.passed`` True only for PASS; ``report.failing``, ``report.missing``,
+    ``report["z"]``.
     """
     validate_fixture(fixture)
-    flat = normalize_candidate(candidate, pytorch_layout)
+    flat = normalize_candidate(candidate, pytorch_layout, logvar_head)
+    cfg, reduction = fixture_config(fixture)
+    candidate_dtype = _candidate_dtype(flat) if flat else "float64"
     if dtype is None:
-        dtype = ("float32" if fixture_config(fixture)[0].dtype == "float32"
-                 else _candidate_dtype(flat))
+        dtype = "float32" if cfg.dtype == "float32" else candidate_dtype
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be one of {sorted(TOLERANCES)}, got {dtype!r}")
     tol = TOLERANCES[dtype]
-    names = list(FORWARD_KEYS) + [k for k in fixture if k.startswith("grad/")]
-    entries = [_compare_one(n, flat.get(n), fixture[n], tol, pytorch_layout) for n in names]
-    if entries[0].status == "missing":  # a loss is the least a candidate must give
-        entries[0] = Entry("loss", (), "FAIL", hint="the candidate has no 'loss'")
+    ref = reference_values(fixture)
+    entries = []
+    for name, b in ref.items():
+        a = flat.get(name)
+        b = _scalar_term_reference(name, a, b, reduction)
+        required = name in REQUIRED_KEYS or name.startswith("grad/")
+        entries.append(_compare_one(name, a, b, tol, pytorch_layout, required))
     entries.sort(key=_sort_key)
-    ignored = sorted(k for k in flat if k not in fixture)  # fixture inputs (x, param/...) are fine
-    report = Report(entries, dtype, tol, ignored, [], require_all)
+    ignored = sorted(k for k in flat if k not in ref and k not in fixture)  # inputs are fine
+    report = Report(entries, dtype, tol, ignored, [], True, _notes(cfg, candidate_dtype,
+                                                                     logvar_head))
     report.diagnoses = diagnose(fixture, flat, report)
     return report
 
 
+def _notes(cfg, candidate_dtype, logvar_head):
+    notes = []
+    if cfg.dtype == "float64" and candidate_dtype == "float32":
+        notes.append("a float32 candidate against a float64 fixture: checked at the float32 "
+                     f"tolerance {COMPARE_TOLERANCE_FLOAT32:.0e}, not float64's "
+                     f"{COMPARE_TOLERANCE_FLOAT64:.0e}; run your model in float64 "
+                     "(model.double(), jax_enable_x64) for the full check")
+    if logvar_head == "log_sigma":
+        notes.append("logvar_head='log_sigma': the candidate's logvar was doubled and its "
+                     "grad/enc.logvar.* halved before comparing")
+    return notes
+
+
 # --- likely causes ---------------------------------------------------------------------------
-
-def _close(a, b, tol):
-    return a is not None and b.shape == a.shape and rel_error(a, b) <= max(tol, 1e-6)
-
 
 def diagnose(fixture, flat, report):
     r"""Sentences naming likely causes, from the known mistakes' exact signatures.
 
-    Each test recomputes what a candidate with that mistake would give from the fixture
-    (e.g. ``rec * D`` for a reconstruction averaged over pixels) and checks it matches.
+    See :mod:`vae_numpy.causes`: each known mistake's prediction is recomputed from the
+    fixture (e.g. ``rec / D`` for a reconstruction averaged over pixels, or the loss
+    ``sum rec / (B*D) + sum kl`` of ``binary_cross_entropy(..., reduction="mean")``) and
+    compared with what the candidate handed over; from the loss alone when that is all there
+    is.
     """
-    failing = {e.name for e in report.entries if e.status in ("FAIL", "shape") and e.name in flat}
-    out = []
     cfg, reduction = fixture_config(fixture)
-    tol = report.tolerance
-    if "z" in failing:
-        params = {k: v.astype(np.float64) for k, v in fixture_params(fixture).items()}
-        cfg64 = VAEConfig.from_dict({**cfg.to_dict(), "dtype": "float64"})
-        mu, logvar = encode(params, fixture["x"].astype(np.float64), cfg64)
-        eps = fixture["eps"]
-        if _close(flat["z"], mu + np.exp(logvar) * eps, tol):
-            out.append("z = mu + exp(logvar) * eps: the sampler uses the variance as the "
-                       "standard deviation; std = exp(0.5 * logvar)")
-        elif _close(flat["z"], mu, tol):
-            out.append("z = mu: the noise eps is not applied (eval mode?); z = mu + std * eps")
-        else:
-            out.append("z differs: check z = mu + exp(0.5 * logvar) * eps with the fixture's "
-                       "eps, and the encoder")
-    if "kl" in failing:
-        if _close(flat["kl"], -fixture["kl"], tol):
-            out.append("kl = -KL: the KL has the wrong sign; "
-                       "KL = 0.5 * sum_j (mu**2 + exp(logvar) - 1 - logvar) >= 0")
-        elif _close(flat["kl"], fixture["kl"] / cfg.latent_dim, tol):
-            out.append("kl is averaged over the J latent dimensions; sum it")
-    if "rec" in failing:
-        if _close(flat["rec"], fixture["rec"] / cfg.input_dim, tol):
-            out.append("rec is averaged over the D data dimensions; -log p(x|z) sums over "
-                       "them (e.g. BCE with reduction='none' then .sum(-1))")
-    if "loss" in failing and not failing & {"rec", "kl", "z"} and "rec" in flat:
-        B = fixture["x"].shape[0]
-        other = B if reduction == "mean" else 1 / B
-        if _close(flat["loss"], fixture["loss"] * other, tol):
-            out.append(f"rec and kl agree but loss is {'B *' if other == B else '1/B *'} the "
-                       f"fixture's: the fixture's reduction over the batch is {reduction!r}")
-        elif cfg.beta != 1 and _close(flat["loss"], reduce_batch(
-                cfg.rec_weight * fixture["rec"] + fixture["kl"], reduction), tol):
-            out.append(f"rec and kl agree but the loss ignores beta = {cfg.beta}")
-    return out
+    status = {e.name: e.status for e in report.entries if e.name in FORWARD_KEYS}
+    status = {k: ("FAIL" if v == "shape" else v) for k, v in status.items()}
+    # a tensor of the wrong shape or with NaN cannot match a prediction; treat it as unknown
+    usable = {k: v for k, v in flat.items() if k in FORWARD_KEYS and np.all(np.isfinite(
+        np.asarray(v, dtype=np.float64)))}
+    status = {k: (v if v != "FAIL" or k in usable else "missing") for k, v in status.items()}
+    return find_causes(cfg, reduction, fixture_params(fixture), fixture["x"], fixture["eps"],
+                       usable, status, report.dtype)
 
 
 def write_report(path, report):
@@ -454,8 +621,9 @@ def write_report(path, report):
 
 
 def compare_files(fixture_path, candidate_path, pytorch_layout=False, dtype=None,
-                  require_all=False):
+                  require_all=True, logvar_head="logvar"):
     r""":func:`compare` for a fixture ``.npz`` and a candidate ``.npz`` (keys loss, rec, kl, z,
     grad/<name>)."""
     candidate = read_npz(candidate_path)   # the reader contract of docs/files.md
-    return compare(read_fixture(fixture_path), candidate, pytorch_layout, dtype, require_all)
+    return compare(read_fixture(fixture_path), candidate, pytorch_layout, dtype, require_all,
+                   logvar_head)
