@@ -6,12 +6,18 @@ r"""Speed of the IWAE bound's forward and backward, vae_numpy against PyTorch, i
 
 One call = the loss ``mean_b(-L_K(x_b))`` and its gradient for every parameter (no optimizer,
 no noise draw), for Burda et al.'s one-stochastic-layer architecture (784-200-200-50 tanh,
-Bernoulli logits), for several (batch B, samples K). vae_numpy: ``_iwae_step`` (the unchecked
-step train uses; the decoder runs once on the (K*B, J) stack). PyTorch: the usual hand-written
-IWAE with nn.Linear layers on a (K, B, J) tensor, torch.logsumexp and autograd. Both get the
-same thread count (bench_vs_torch.numpy_blas_threads, torch.set_num_threads). Each case is
-warmed up, then timed ``--repeats`` times over ``--calls`` calls with ``time.perf_counter``;
-the median per call is reported, and the vae_numpy VAE step of the same batch for scale.
+Bernoulli logits), for several (batch B, samples K). vae_numpy, two steps with the same
+numbers: ``fast``, :class:`vae_numpy.fast_iwae.FastIWAEStep` (the step train uses: buffers
+kept between calls, the fused Bernoulli pass), and ``readable``, ``_iwae_step`` (the page to
+read; fresh arrays). Both run the decoder once on the (K*B, J) stack. PyTorch: the usual
+hand-written IWAE with nn.Linear layers on a (K, B, J) tensor, torch.logsumexp and autograd.
+All get the same thread count (bench_vs_torch.numpy_blas_threads, torch.set_num_threads).
+
+Timing is paired, for a machine other jobs share: each case is warmed up, then each repeat
+times ``--calls`` calls of every contender in turn (the order rotating from one repeat to the
+next) with ``time.perf_counter``, so a burst of load hits every contender alike; the median
+per call over ``--repeats`` repeats is reported, and the vae_numpy VAE step of the same batch
+for scale.
 
 Not part of the test suite.
 """
@@ -20,20 +26,23 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
+import time
 
 import numpy as np
 
-from bench_vs_torch import numpy_blas_threads, time_steps
+from bench_vs_torch import WARMUP, numpy_blas_threads
 from vae_numpy import VAEConfig, init_params, loss_and_grads
 from vae_numpy.atomic import atomic_write
+from vae_numpy.fast_iwae import FastIWAEStep
 from vae_numpy.iwae import _iwae_step
 
 # --- settings (defaults of the flags) -------------------------------------------------------
 INPUT_DIM, HIDDEN, LATENT = 784, (200, 200), 50
 CASES = "20x1,20x5,100x5,20x50"  # B x K
 THREADS = 1
-REPEATS = 5
+REPEATS = 15
 CALLS = 10
 QUICK = dict(repeats=3, calls=3)
 
@@ -44,14 +53,47 @@ def config(dtype):
 
 
 def numpy_callers(dtype, batch, k, seed=0):
-    r"""Closures doing one vae_numpy IWAE call and one VAE call on the same data."""
+    r"""Closures on the same data: name -> one vae_numpy call (the fast and the readable IWAE
+    step, the VAE step)."""
     cfg = config(dtype)
     rng = np.random.default_rng(seed)
     params = init_params(cfg, rng)
     x = (rng.random((batch, INPUT_DIM)) < 0.3).astype(dtype)  # (B, D)
     eps = rng.standard_normal((k, batch, LATENT), dtype=dtype)  # (K, B, J)
-    return (lambda: _iwae_step(params, x, eps, cfg),
-            lambda: loss_and_grads(params, x, eps[0], cfg))
+    fast = FastIWAEStep(cfg)
+    return {"fast": lambda: fast(params, x, eps, 1.0),
+            "readable": lambda: _iwae_step(params, x, eps, cfg),
+            "vae": lambda: loss_and_grads(params, x, eps[0], cfg)}
+
+
+def time_paired(callers, repeats, calls, warmup=WARMUP):
+    r"""Seconds per call of each caller (name -> closure): median, min and max over
+    ``repeats`` rounds; each round times ``calls`` calls of every caller in turn, starting one
+    caller later than the round before. Also the process's CPU seconds per call
+    (``time.process_time``), which other processes on the same core do not inflate (with one
+    thread it is the caller's own work)."""
+    names = list(callers)
+    for name in names:
+        for _ in range(warmup):
+            callers[name]()
+    wall, cpu = {name: [] for name in names}, {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                callers[name]()
+            cpu[name].append((time.process_time() - start_cpu) / calls)
+            wall[name].append((time.perf_counter() - start) / calls)
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
+                   "cpu_median_s": statistics.median(cpu[name]), "repeats": repeats,
+                   "calls": calls, "rounds_s": t, "cpu_rounds_s": cpu[name]}
+            for name, t in wall.items()}
+
+
+def paired_ratio(a, b, key="rounds_s"):
+    r"""Median over the rounds of ``a_r / b_r`` (two entries of :func:`time_paired`; key
+    ``cpu_rounds_s`` for the CPU times)."""
+    return statistics.median(x / y for x, y in zip(a[key], b[key]))
 
 
 def torch_caller(dtype, batch, k, seed=0):
@@ -120,24 +162,36 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     print(f"threads: numpy BLAS {blas}, torch {torch and torch.get_num_threads()}; "
           f"{args.dtype}; median of {args.repeats} x {args.calls} calls (forward + backward)\n")
-    print(f"{'B':>4} {'K':>4} {'iwae ms':>9} {'torch ms':>9} {'ratio':>6} {'vae ms':>8}")
+    print(f"{'':9} {'wall ms (median)':^27} | {'wall, paired ratio':^26} | "
+          f"{'CPU, paired ratio':^26} |")
+    print(f"{'B':>4} {'K':>4} {'fast':>8} {'readable':>9} {'torch':>8} | "
+          + f"{'fast/tch':>8} {'read/tch':>8} {'read/fst':>8} | " * 2 + f"{'vae ms':>7}")
     results = []
     for case in args.cases.split(","):
         batch, k = (int(v) for v in case.split("x"))
-        ours, vae = numpy_callers(args.dtype, batch, k)
-        row = {"batch": batch, "k": k, "iwae": time_steps(ours, args.repeats, args.calls, 2),
-               "vae": time_steps(vae, args.repeats, args.calls, 2)}
+        callers = numpy_callers(args.dtype, batch, k)
         if torch is not None:
-            row["torch"] = time_steps(torch_caller(args.dtype, batch, k), args.repeats,
-                                      args.calls, 2)
-            row["ratio"] = row["iwae"]["median_s"] / row["torch"]["median_s"]
+            callers["torch"] = torch_caller(args.dtype, batch, k)
+        times = time_paired(callers, args.repeats, args.calls, warmup=2)
+        row = {"batch": batch, "k": k, **times}
+        pairs = [("fast", "torch"), ("readable", "torch"), ("readable", "fast")]
+        cells = [f"{times[n]['median_s'] * 1e3:{w}.2f}" if n in times else f"{'-':>{w}}"
+                 for n, w in (("fast", 8), ("readable", 9), ("torch", 8))]
+        for label, key in (("", "rounds_s"), ("cpu_", "cpu_rounds_s")):
+            cells.append("|")
+            for a, b in pairs:
+                if b in times:
+                    row[f"{label}{a}_over_{b}"] = paired_ratio(times[a], times[b], key)
+                    cells.append(f"{row[f'{label}{a}_over_{b}']:8.2f}")
+                else:
+                    cells.append(f"{'-':>8}")
+        cells += ["|", f"{times['vae']['median_s'] * 1e3:7.2f}"]
         results.append(row)
-        torch_ms = f"{row['torch']['median_s'] * 1e3:9.2f}" if "torch" in row else f"{'-':>9}"
-        ratio = f"{row['ratio']:6.2f}" if "ratio" in row else f"{'-':>6}"
-        print(f"{batch:4d} {k:4d} {row['iwae']['median_s'] * 1e3:9.2f} {torch_ms} {ratio} "
-              f"{row['vae']['median_s'] * 1e3:8.2f}")
-    print("\nratio = vae_numpy IWAE time / torch IWAE time (above 1: vae_numpy is slower); "
-          "vae = vae_numpy's VAE step (K = 1, analytic KL) on the same batch")
+        print(f"{batch:4d} {k:4d} " + " ".join(cells))
+    print("\nfast = FastIWAEStep (what train uses), readable = _iwae_step (same numbers), tch = "
+          "PyTorch; ms: medians over the rounds; ratios: medians over the rounds of the ratio "
+          "within a round, of wall-clock and of CPU (time.process_time) seconds (above 1: the "
+          "first is slower); vae = vae_numpy's VAE step (K = 1, analytic KL) on the same batch")
     if args.json:
         out = {"config": vars(args), "environment": {
             "numpy": np.__version__, "torch": torch and torch.__version__,

@@ -48,6 +48,7 @@ from vae_numpy import VAEConfig, init_params, sample
 from vae_numpy.atomic import atomic_write
 from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.errors import NonFiniteError
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
 from vae_numpy.optim import Adam
 from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
@@ -239,9 +240,12 @@ def run_training(args, ckpt, ckpt_path, x_train, x_held):
         save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
                         state.history, extra, state.optimizer)
 
-    train(params, cfg, x_train, x_test=x_held, optimizer=optimizer, opt_state=opt_state,
-          rng=rng, history=history, epochs=None, batch_size=batch, binarize="dynamic",
-          objective=objective, k=k, schedule=schedule, budget=budget, callback=save)
+    # A diverging run ends in a non-finite loss or a save that refuses NaN parameters, both
+    # reported in one line by main(); numpy's overflow warnings on the way there add nothing.
+    with np.errstate(over="ignore", invalid="ignore"):
+        train(params, cfg, x_train, x_test=x_held, optimizer=optimizer, opt_state=opt_state,
+              rng=rng, history=history, epochs=None, batch_size=batch, binarize="dynamic",
+              objective=objective, k=k, schedule=schedule, budget=budget, callback=save)
     if not history or "examples" in history[-1] or not os.path.exists(ckpt_path):
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))
@@ -304,7 +308,12 @@ def publish(out_dir, target, docs_page, files):
     r"""Copy the results into ``target`` and rebuild docs/reproduction.md's table."""
     os.makedirs(target, exist_ok=True)
     for name in files:
-        shutil.copyfile(os.path.join(out_dir, name), os.path.join(target, name))
+        if name == "checkpoint.npz":   # the same entries, deflated: the long history shrinks
+            c = load_checkpoint(os.path.join(out_dir, name))
+            save_checkpoint(os.path.join(target, name), c.params, c.config, c.optimizer_state,
+                            c.rng, c.history, c.extra, c.optimizer, compress=True)
+        else:
+            shutil.copyfile(os.path.join(out_dir, name), os.path.join(target, name))
     rows = []
     base = os.path.dirname(os.path.normpath(target))
     for name in sorted(os.listdir(base)):
@@ -328,6 +337,27 @@ def publish(out_dir, target, docs_page, files):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (FloatingPointError, NonFiniteError) as err:   # a diverged step, or a refused save
+        raise SystemExit(f"reproduce_iwae_table.py: error: training diverged: {err}. "
+                         f"{last_good(args.out_dir)}") from None
+    except (OSError, ValueError) as err:   # files, data, options the library refused
+        raise SystemExit(f"reproduce_iwae_table.py: error: {err}") from None
+
+
+def last_good(out_dir):
+    r"""Where a diverged run can continue from: the checkpoint of its last finite epoch."""
+    path = os.path.join(out_dir, "checkpoint.npz")
+    try:
+        n = len(load_checkpoint(path).history)
+    except (OSError, ValueError):
+        return "No usable checkpoint was written; start again with a lower --lr-scale."
+    return (f"The last good checkpoint is {path} (after epoch {n}); continue from it with "
+            "--resume, or start again with a lower --lr-scale.")
+
+
+def run(args):
     os.makedirs(args.out_dir, exist_ok=True)
     ckpt_path = os.path.join(args.out_dir, "checkpoint.npz")
     ckpt = None

@@ -35,10 +35,12 @@ def trained(digits, optimizer, epochs=1, seed=0):
 
 @pytest.mark.parametrize("optimizer", [Adam(lr=2e-3, beta2=0.99, eps=1e-7),
                                        SGD(lr=0.05, momentum=0.8, nesterov=True)])
-def test_round_trip(tmp_path, digits, optimizer):
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip(tmp_path, digits, optimizer, compress):
     params, state, rng, history = trained(digits, optimizer)
     path = save_checkpoint(tmp_path / "c.npz", params, CFG, state, rng, history,
-                           extra={"note": "hello", "n": [1, 2]}, optimizer=optimizer)
+                           extra={"note": "hello", "n": [1, 2]}, optimizer=optimizer,
+                           compress=compress)
     ckpt = load_checkpoint(path)
     assert ckpt.config == CFG
     assert ckpt.params.keys() == params.keys()

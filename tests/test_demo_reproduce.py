@@ -83,3 +83,16 @@ def test_publish_copies_the_results_and_rebuilds_the_docs_table(demo, tmp_path):
     text = page.read_text()
     assert "old" not in text and "| vae (k = 1) | 86.76 (19) |" in text and text.endswith("notes\n")
     assert json.loads((target / "metrics.json").read_text())["row"] == "vae"
+
+
+def test_a_diverging_run_ends_in_one_line_naming_the_last_good_checkpoint(demo, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        demo.main(SMALL + ["--lr-scale", "1e7", "--out-dir", str(tmp_path)])
+    message = str(stop.value)
+    assert message.startswith("reproduce_iwae_table.py: error: training diverged")
+    assert "last good checkpoint" in message or "No usable checkpoint" in message
+
+
+def test_a_missing_data_file_is_one_line(demo, tmp_path):
+    with pytest.raises(SystemExit, match="reproduce_iwae_table.py: error: .*no such file"):
+        demo.main(["--data", str(tmp_path / "nope.npz"), "--out-dir", str(tmp_path)])

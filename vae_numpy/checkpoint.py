@@ -73,7 +73,7 @@ def _refuse_non_finite(arrays, what, path):
 
 
 def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=None,
-                    extra=None, optimizer=None):
+                    extra=None, optimizer=None, compress=False):
     r"""Write params, optimizer state and hyperparameters, RNG state, config and history.
 
     Parameters
@@ -87,6 +87,8 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
     extra : dict of JSON-ready values (arguments, data source, ...), or None.
     optimizer : the optimizer object, so :func:`load_checkpoint` can rebuild it with the
         same hyperparameters; or None.
+    compress : write the entries deflated (``numpy.savez_compressed``): slower to write, and
+        much smaller when the history is long (NumPy stores the JSON text as UTF-32).
 
     Returns
     -------
@@ -113,7 +115,7 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
                   history_json=_json_array(history if history is not None else []),
                   extra_json=_json_array(extra if extra is not None else {}))
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
 
 

@@ -188,7 +188,7 @@ def validate_fixture(fixture):
         if key in fixture and np.shape(fixture[key]) != shape:
             raise ValueError(f"fixture entry {key!r} has shape {np.shape(fixture[key])}, "
                              f"expected {shape} for its config")
-    non_finite = [k for k in expected if not np.all(np.isfinite(fixture[k]))]
+    non_finite = [k for k in expected if k in fixture and not np.all(np.isfinite(fixture[k]))]
     if non_finite:   # NaN params would compare as PASS: nothing computed from them is checked
         raise ValueError(f"fixture entries {non_finite[:4]} hold NaN or inf; a fixture holds "
                          "finite numbers only (make a new one with `python -m vae_numpy "

@@ -535,7 +535,13 @@ def binarize_static(x, rng):
     -------
     ndarray, shape and dtype of ``x``, values in {0, 1}
     """
-    x = _check_probabilities(x)
+    return bernoulli_draw(_check_probabilities(x), rng)
+
+
+def bernoulli_draw(x, rng):
+    r"""``x_bin = (u < x)``, ``u ~ U[0, 1)`` drawn in float64 in C order: the draw of
+    :func:`binarize_static` without its check that x is float in [0, 1] (train checks its
+    data once, then draws every minibatch with this)."""
     return (rng.random(x.shape) < x).astype(x.dtype)
 
 

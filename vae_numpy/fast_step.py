@@ -74,22 +74,29 @@ IN_PLACE_ACTIVATIONS = {"relu": ReluInPlace, "tanh": TanhInPlace}
 
 # --- the Bernoulli likelihood, forward and backward in one pass ------------------------------
 
-def bernoulli_rows(x, logits, dnll, rec, dlogits, tmp):
-    r"""Forward and backward of :func:`vae_numpy.likelihoods.bernoulli_nll` on some rows.
+def bernoulli_nll_rows(x, logits, rec, sp, scratch):
+    r""":func:`vae_numpy.likelihoods.bernoulli_nll` of some rows, into ``rec`` (b,).
 
-    ``rec = sum_d [softplus(l) - x * l]`` with ``softplus(l) = max(l, 0) + log1p(exp(-|l|))``
-    and ``dlogits = dnll * (sigmoid(l) - x)``, written into ``rec`` (b,) and ``dlogits``
-    (b, D); ``tmp`` (b, D) is scratch. Same operations, same order as the readable functions.
+    ``rec = sum_d [softplus(l) - x * l]`` with ``softplus(l) = max(l, 0) + log1p(exp(-|l|))``,
+    the same operations in the same order as the readable function; ``sp`` and ``scratch``
+    (b, D) are overwritten. x may broadcast against logits (the same x for every sample).
     """
-    sp = np.abs(logits, out=tmp)
+    np.abs(logits, out=sp)
     np.negative(sp, out=sp)
     np.exp(sp, out=sp)
     np.log1p(sp, out=sp)
-    xl = np.maximum(logits, 0, out=dlogits)
-    sp += xl                                       # softplus(l)
-    np.multiply(x, logits, out=xl)
-    sp -= xl                                       # softplus(l) - x * l
+    sp += np.maximum(logits, 0, out=scratch)       # softplus(l)
+    sp -= np.multiply(x, logits, out=scratch)      # softplus(l) - x * l
     np.sum(sp, axis=-1, out=rec)
+
+
+def bernoulli_rows(x, logits, dnll, rec, dlogits, tmp):
+    r"""Forward and backward of :func:`vae_numpy.likelihoods.bernoulli_nll` on some rows.
+
+    ``rec`` (b,) as in :func:`bernoulli_nll_rows`, and ``dlogits = dnll * (sigmoid(l) - x)``
+    (b, D) as in :func:`vae_numpy.likelihoods.bernoulli_nll_backward`; ``tmp`` is scratch.
+    """
+    bernoulli_nll_rows(x, logits, rec, tmp, dlogits)
     expit(logits, out=dlogits)
     dlogits -= x
     dlogits *= dnll[:, None]

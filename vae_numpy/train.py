@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from .data import binarize_dynamic, binarize_static, minibatches
+from .data import _check_probabilities, bernoulli_draw, binarize_static, minibatches
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
@@ -350,7 +350,7 @@ def _run_epoch(params, *, plan, optimizer, opt_state, rng, x_train, first_step, 
             optimizer.lr = lr = plan.schedule.lr(plan.fraction(step, clock()))
         x = x_train[idx]                                          # (B, D)
         if plan.binarize == "dynamic":
-            x = binarize_dynamic(x, rng)
+            x = bernoulli_draw(x, rng)    # binarize_dynamic without re-checking x_train
         eps = rng.standard_normal(plan.noise_shape(len(idx)), dtype=dtype)  # (B, J) / (K, B, J)
         beta_t = kl_warmup_beta(step, plan.warmup_steps, cfg.beta)
         loss, grads, terms = plan.step(params, x, eps, beta_t)
@@ -473,6 +473,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
                              kl_warmup_epochs, free_bits, clip_norm, history)
     _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
                optimizer)
+    if binarize != "none":
+        _check_probabilities(x_train, "x_train")   # once; the steps draw unchecked
     if binarize == "static":
         x_train = binarize_static(x_train, np.random.default_rng(STATIC_BINARIZE_SEED))
     if x_test is not None:
