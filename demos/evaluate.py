@@ -124,6 +124,9 @@ def run(args):
     print(f"active units {result['active_units']}/{ckpt.config.latent_dim}, mutual information "
           f"{result['mutual_information']:.3f} nats (ceiling log N = "
           f"{result['mutual_information_max']:.3f})")
+    if args.bits_per_dim:
+        print(f"bits/dim: -IW_{args.k} {result['iw_bits_per_dim']:.4f}, -ELBO "
+              f"{result['neg_elbo_bits_per_dim']:.4f} ({result['bits_per_dim_note']})")
     print(f"{result['seconds']:.1f} s ({result['seconds_iw']:.1f} s for IW_{args.k})")
     return result
 

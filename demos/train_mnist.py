@@ -97,6 +97,13 @@ def build_parser():
     p.add_argument("--likelihood", default=LIKELIHOOD,
                    choices=["bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli"],
                    help="decoder distribution p(x|z)")
+    p.add_argument("--sigma", type=float, default=1.0,
+                   help="gaussian only: the fixed standard deviation of p(x|z); sigma**2 acts "
+                        "like beta (on [0, 1] pixels sigma = 1 leaves the code almost unused)")
+    p.add_argument("--decoder-logvar-min", type=float, default=None,
+                   help="gaussian_learned only: floor on the decoder's log-variance, which "
+                        "bounds rec below (default: no floor; rec is then unbounded on "
+                        "constant pixels)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], default=None,
                    help="binarization of the training images; unless none, the test images "
                         "are binarized once with a fixed seed (default: dynamic for "
@@ -241,7 +248,8 @@ def build(args, x_train, rng):
     enc = hidden_widths(args.hidden)
     cfg = VAEConfig(input_dim=x_train.shape[1], latent_dim=args.latent, encoder_hidden=enc,
                     decoder_hidden=enc[::-1], activation=args.activation,
-                    likelihood=args.likelihood, beta=args.beta, dtype=args.dtype)
+                    likelihood=args.likelihood, beta=args.beta, sigma=args.sigma,
+                    decoder_logvar_min=args.decoder_logvar_min, dtype=args.dtype)
     params = init_params(cfg, rng)
     if args.init_output_bias:
         init_output_bias(params, x_train, cfg)

@@ -87,3 +87,15 @@ def test_gaussian_likelihood_on_an_npz_file(demo, tmp_path):
 def test_bad_hidden_flag(demo, tmp_path):
     with pytest.raises(SystemExit, match="--hidden must be comma-separated"):
         demo.main(["--quick", "--hidden", "400x", "--out-dir", str(tmp_path)])
+
+
+@pytest.mark.figures
+@pytest.mark.parametrize("flags, field, value", [
+    (["--likelihood", "gaussian", "--sigma", "0.3"], "sigma", 0.3),
+    (["--likelihood", "gaussian_learned", "--decoder-logvar-min", "-4"], "decoder_logvar_min", -4.0),
+])
+def test_sigma_and_logvar_floor_flags_reach_the_config(demo, tmp_path, flags, field, value):
+    metrics = demo.main(["--quick", "--epochs", "1", "--n-train", "200", "--n-test", "50",
+                         "--out-dir", str(tmp_path)] + flags)
+    assert metrics["config"][field] == value
+    assert load_checkpoint(tmp_path / "checkpoint.npz").config.to_dict()[field] == value

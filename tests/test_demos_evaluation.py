@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy import evaluate as ev
 from vae_numpy.data import binarize_test_set, load_dataset
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -123,3 +124,13 @@ def test_evaluate_demo_binarizes_like_training(checkpoint):
                         n_test=args["n_test"], seed=args["seed"])
     assert (source, binarize) == ("synthetic", "dynamic")
     np.testing.assert_array_equal(x, binarize_test_set(data.x_test)[:50])
+
+
+def test_evaluate_demo_prints_what_bits_per_dim_means(checkpoint, tmp_path, capsys):
+    r = load_demo("evaluate").main([str(checkpoint), "--quick", "--bits-per-dim",
+                                    "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert r["bits_per_dim_note"].startswith("bits per binary pixel")  # a Bernoulli model
+    assert f"({r['bits_per_dim_note']})" in out and f"{r['iw_bits_per_dim']:.4f}" in out
+    assert "density" in ev.bits_per_dim_note("gaussian") and "negative" in \
+        ev.bits_per_dim_note("continuous_bernoulli")

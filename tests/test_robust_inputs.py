@@ -221,6 +221,7 @@ def test_sample_without_a_generator_is_a_type_error():
     ("activation", None, TypeError, "activation must be a string, got None"),
     ("likelihood", 3, TypeError, "likelihood must be a string, got 3"),
     ("dtype", "float16", ValueError, "dtype must be one of"),
+    ("decoder_logvar_min", -5.0, ValueError, "decoder_logvar_min floors gaussian_learned"),
 ])
 def test_every_config_field_is_validated(field, value, error, message):
     with pytest.raises(error, match=f"VAEConfig.{message}"):

@@ -16,7 +16,7 @@ pickle):
 
 A checkpoint is written atomically (:func:`atomic_write`): a crash mid-write leaves the old
 file as it was. Saving after an epoch and resuming with :func:`load_checkpoint` continues the
-run bit for bit:
+run bit for bit (on the same machine, NumPy and BLAS; another BLAS may round differently):
 
     ckpt = load_checkpoint("run/checkpoint.npz")
     train(ckpt.params, ckpt.config, x, optimizer=ckpt.optimizer,

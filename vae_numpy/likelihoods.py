@@ -94,6 +94,11 @@ def gaussian_learned_nll(x, mean, logvar):
     ``rec = 0.5 * sum_d [log(2 pi) + logvar_d + (x_d - mean_d)**2 * exp(-logvar_d)]``
     (Kingma & Welling 2014, App. C.2, with logvar = log sigma**2).
 
+    A density, so rec can be negative, and it is unbounded below: where the decoder predicts a
+    pixel exactly (x_d = mean_d), rec falls without limit as logvar_d -> -inf. On data with
+    constant pixels training follows that direction; ``VAEConfig.decoder_logvar_min``
+    (:func:`logvar_floor_forward`) bounds it.
+
     Parameters
     ----------
     x, mean, logvar : (B, D) arrays
@@ -118,6 +123,30 @@ def gaussian_learned_nll_backward(dnll, x, mean, logvar):
     inv_var = np.exp(-logvar)
     dnll = dnll[:, None]
     return dnll * (mean - x) * inv_var, dnll * 0.5 * (1 - (x - mean) ** 2 * inv_var)
+
+
+def logvar_floor_forward(raw, floor):
+    r"""An optional floor on the decoder's log-variance: ``logvar = max(raw, floor)``.
+
+    ``gaussian_learned``'s rec is not bounded below: a pixel the decoder predicts exactly (MNIST's
+    border is always 0) lowers ``0.5 * logvar_d`` without limit as ``logvar_d -> -inf``. With a
+    floor each pixel's rec is at least ``0.5 * (log(2 pi) + floor)``. ``floor=None`` (the
+    default of :class:`vae_numpy.VAEConfig`) returns raw unchanged.
+
+    Returns
+    -------
+    logvar : array of raw's shape; mask : bool array, True where raw > floor (None without a
+    floor).
+    """
+    if floor is None:
+        return raw, None
+    mask = raw > floor
+    return np.where(mask, raw, raw.dtype.type(floor)), mask
+
+
+def logvar_floor_backward(dlogvar, mask):
+    r"""d logvar / d raw = 1 above the floor, 0 below it (at the floor itself: 0)."""
+    return dlogvar if mask is None else dlogvar * mask
 
 
 # --- Continuous Bernoulli -------------------------------------------------------------------

@@ -26,7 +26,8 @@ from .checks import check_logvar, check_number, check_support
 from .gaussian import (kl_per_dimension, kl_standard_normal, kl_standard_normal_backward,
                        reparameterize_backward, reparameterize_forward)
 from .layers import activation_pair, dense_backward, dense_forward
-from .likelihoods import LIKELIHOODS, get_likelihood
+from .likelihoods import (LIKELIHOODS, get_likelihood, logvar_floor_backward,
+                          logvar_floor_forward)
 
 REDUCTIONS = ("mean", "sum")
 DTYPES = ("float64", "float32")
@@ -86,14 +87,16 @@ def decoder_forward(params, z, cfg):
     r"""p(x|z): z (B, J) -> tuple of unconstrained outputs, each (B, D), and the cache.
 
     One output (logits, or the Gaussian mean) per head; gaussian_learned has a second head,
-    the per-pixel log-variance.
+    the per-pixel log-variance, floored at ``cfg.decoder_logvar_min`` when that is set.
     """
     h, hidden = mlp_forward(z, params, "dec", len(cfg.decoder_hidden), cfg.activation)
     outs, head_caches = [], []
     for head in LIKELIHOODS[cfg.likelihood].heads:
         out, c = dense_forward(h, params[f"dec.{head}.W"], params[f"dec.{head}.b"])
+        floor = cfg.decoder_logvar_min if head == "out_logvar" else None
+        out, mask = logvar_floor_forward(out, floor)
         outs.append(out)
-        head_caches.append(c)
+        head_caches.append((c, mask))
     return tuple(outs), (hidden, head_caches)
 
 
@@ -101,7 +104,8 @@ def decoder_backward(douts, cache, cfg, grads):
     r"""Backward of :func:`decoder_forward`; writes the ``dec.*`` grads, returns dz (B, J)."""
     hidden, head_caches = cache
     dh = 0
-    for head, dout, c in zip(LIKELIHOODS[cfg.likelihood].heads, douts, head_caches):
+    for head, dout, (c, mask) in zip(LIKELIHOODS[cfg.likelihood].heads, douts, head_caches):
+        dout = logvar_floor_backward(dout, mask)
         dh_head, grads[f"dec.{head}.W"], grads[f"dec.{head}.b"] = dense_backward(dout, c)
         dh = dh + dh_head
     return mlp_backward(dh, hidden, "dec", cfg.activation, grads)
@@ -340,6 +344,10 @@ class VAEConfig:
     dtype : float64 (reference precision) or float32 (fast path) of the parameters.
     rec_weight : weight of the reconstruction term (1, the default, is the ELBO; 0 switches
         reconstruction off, a KL-only objective used to show what the KL alone does).
+    decoder_logvar_min : None (default) or a float: a floor on ``gaussian_learned``'s per-pixel
+        log-variance, ``logvar = max(out_logvar, decoder_logvar_min)``, which bounds rec below
+        (without it rec is unbounded on constant pixels). ``gaussian_learned`` only. A config
+        saved before this field existed loads with None.
     """
     input_dim: int
     latent_dim: int = 20
@@ -351,6 +359,7 @@ class VAEConfig:
     sigma: float = 1.0
     dtype: str = "float64"
     rec_weight: float = 1.0
+    decoder_logvar_min: float = None
 
     def __post_init__(self):
         for name in ("encoder_hidden", "decoder_hidden"):
@@ -372,6 +381,13 @@ class VAEConfig:
         check_number("VAEConfig", "rec_weight", self.rec_weight, low=0)
         check_number("VAEConfig", "beta", self.beta, low=0)
         check_number("VAEConfig", "sigma", self.sigma, low=0, low_open=True)
+        if self.decoder_logvar_min is not None:
+            if "out_logvar" not in LIKELIHOODS[self.likelihood].heads:
+                raise ValueError(f"VAEConfig.decoder_logvar_min floors gaussian_learned's "
+                                 f"log-variance head; likelihood {self.likelihood!r} has none "
+                                 f"(leave it None)")
+            check_number("VAEConfig", "decoder_logvar_min", self.decoder_logvar_min)
+            object.__setattr__(self, "decoder_logvar_min", float(self.decoder_logvar_min))
         if str(self.dtype) not in DTYPES:
             raise ValueError(f"VAEConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         object.__setattr__(self, "dtype", str(self.dtype))

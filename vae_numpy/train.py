@@ -66,8 +66,9 @@ def kl_warmup_beta(step, warmup_steps, beta=1.0):
 
     ``step`` counts the optimizer steps taken before this one (0 for the first), so the first
     step uses beta_t = 0 and every step from ``warmup_steps`` on uses ``beta``. With
-    ``warmup_steps = 0`` there is no warm-up (beta_t = beta). Bowman et al. (2016) call this
-    KL annealing; it keeps the KL term from collapsing q(z|x) onto the prior early on.
+    ``warmup_steps = 0`` there is no warm-up (beta_t = beta). This linear schedule is the
+    warm-up of Sønderby et al. (2016); Bowman et al. (2016), who introduced KL annealing, used
+    a sigmoid schedule. It keeps the KL term from collapsing q(z|x) onto the prior early on.
     """
     if warmup_steps < 0 or step < 0:
         raise ValueError(f"kl_warmup_beta needs step >= 0 and warmup_steps >= 0, "
@@ -107,7 +108,9 @@ def output_bias_for_mean(x_mean, cfg, clip=OUTPUT_BIAS_CLIP):
       0 or 1 (|b| <= logit(1 - clip) = 6.9 for clip = 1e-3).
     - continuous_bernoulli: the logit whose continuous-Bernoulli mean (not sigmoid) is the data
       mean, found by bisection, limited to the same range ``|b| <= logit(1 - clip)``; the
-      continuous-Bernoulli mean only reaches 0 as -1/logit, so near-0 pixels stop at that bound.
+      continuous-Bernoulli mean only reaches 0 as -1/logit, so near-0 pixels stop at that bound:
+      with clip = 1e-3 the reachable means are [0.144, 0.856], and 65% of MNIST's pixels
+      (training mean below 0.144) start at the bound.
     - gaussian, gaussian_learned: ``b = mean`` (the mean head is linear); the log-variance head
       is left alone.
     """
