@@ -22,7 +22,7 @@ def threads(request):
 
 
 @pytest.mark.parametrize("likelihood,activation",
-                         itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS)))
+                         list(itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS))))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("block_bytes", [None, 3000])
 def test_log_weights_equal_the_readable_ones(likelihood, activation, dtype, block_bytes,

@@ -59,7 +59,7 @@ def compare(cfg, reduction="mean", seed=0):
 
 
 @pytest.mark.parametrize("likelihood,activation",
-                         itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS)))
+                         list(itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS))))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_fast_iwae_step_equals_iwae_step_for_every_likelihood_and_activation(

@@ -56,7 +56,7 @@ def compare(cfg, reduction="mean", free_bits=0.0, beta=0.37, seed=0):
 
 
 @pytest.mark.parametrize("likelihood,activation",
-                         itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS)))
+                         list(itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS))))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fast_step_equals_loss_and_grads_for_every_likelihood_and_activation(
         likelihood, activation, dtype, threads):
