@@ -510,7 +510,8 @@ def load_dataset(path_or_name, *, dtype=np.float64, image_shape=None, keys=None,
 # ----------------------------------------------------------------------------- binarization
 
 
-def _check_probabilities(x, name="x"):
+def check_probabilities(x, name="x"):
+    r"""``x`` as an array, checked to be float in [0, 1] (what binarization draws from)."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{name} has dtype {x.dtype}; binarization wants float "
@@ -535,7 +536,7 @@ def binarize_static(x, rng):
     -------
     ndarray, shape and dtype of ``x``, values in {0, 1}
     """
-    return bernoulli_draw(_check_probabilities(x), rng)
+    return bernoulli_draw(check_probabilities(x), rng)
 
 
 def bernoulli_draw(x, rng):
@@ -567,7 +568,7 @@ def binarize_test_set(x, seed=0):
 
 def binarize_threshold(x, threshold=0.5):
     r"""Deterministic binarization ``x_bin = (x > threshold)``, shape and dtype of ``x``."""
-    x = _check_probabilities(x)
+    x = check_probabilities(x)
     return (x > threshold).astype(x.dtype)
 
 

@@ -37,7 +37,7 @@ from .gaussian import (kl_standard_normal, kl_standard_normal_backward,
 from .layers import activation_pair
 from .likelihoods import get_likelihood
 from .model import free_bits_kl, reduce_batch, reduction_weights
-from .threads import num_threads, row_blocks, run_blocks
+from .threads import run_blocks
 
 # Rows of the (B, D) logits per block of the fused likelihood pass: 32 rows of 784 float32
 # are 100 kB per array, so the handful of arrays the pass touches stay in the L2 cache.
@@ -234,7 +234,6 @@ class FastStep:
     def __call__(self, params, x, eps, beta):
         cfg = self.cfg
         beta = cfg.beta if beta is None else beta
-        J = cfg.latent_dim
         ws = self.workspace(x.shape[0], params)
         grads = ws.grads
 

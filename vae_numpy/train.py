@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from .data import _check_probabilities, bernoulli_draw, binarize_static, minibatches
+from .data import check_probabilities, bernoulli_draw, binarize_static, minibatches
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
@@ -474,7 +474,7 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
     _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
                optimizer)
     if binarize != "none":
-        _check_probabilities(x_train, "x_train")   # once; the steps draw unchecked
+        check_probabilities(x_train, "x_train")   # once; the steps draw unchecked
     if binarize == "static":
         x_train = binarize_static(x_train, np.random.default_rng(STATIC_BINARIZE_SEED))
     if x_test is not None:
