@@ -16,7 +16,8 @@ Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
   would cost the bit-for-bit equality below. So the step reads ``params`` as they are at
   every call: no merged copy, nothing to go stale when the caller replaces a parameter;
 - the Bernoulli likelihood's forward and backward run as one pass over row blocks of the
-  (B, D) logits, the blocks spread over :func:`vae_numpy.threads.num_threads` threads;
+  (B, D) logits, on the calling thread. Spreading the blocks over two threads was measured
+  slower on the 2-core machines this project runs on (see ``STEP_THREADS``);
 - no input checks (train checks its data once) and no dtype changes.
 
 Every array goes through the same floating-point operations, in the same order, as in
@@ -42,6 +43,21 @@ from .threads import run_blocks
 # Rows of the (B, D) logits per block of the fused likelihood pass: 32 rows of 784 float32
 # are 100 kB per array, so the handful of arrays the pass touches stay in the L2 cache.
 LIKELIHOOD_BLOCK_ROWS = 32
+
+# Threads for the step's elementwise work (and Adam's, see vae_numpy.optim): one. A 2-core
+# Intel Xeon, one epoch of 10,000 MNIST images through train(), float32, medians of 3, s
+# (OpenBLAS threads x elementwise threads):
+#
+#     model, batch              1x1    2x1    1x2    2x2
+#     784-400-20 relu, 128      0.79   0.79   0.78   0.89
+#     784-200-200-50 tanh, 20   1.77   1.51   1.90   1.98
+#     784-200-200-50 tanh, 100  0.62   0.52   0.61   0.67
+#
+# A step's blocks are small (25k entries), so each thread's share is a few microseconds of
+# work between hand-offs of Python's lock, and after every matrix product OpenBLAS's worker
+# thread keeps spinning on the second core. The importance-weighted evaluation, whose arrays
+# are K times larger, does split its work (vae_numpy.fast_iw).
+STEP_THREADS = 1
 
 
 # --- activations in place: forward(a) overwrites a with h; backward(dh, h) overwrites dh ------
@@ -216,7 +232,7 @@ class FastStep:
         def block(rows):
             bernoulli_rows(x[rows], ws.logits[rows], dnll[rows], ws.rec[rows],
                            ws.dlogits[rows], ws.tmp[rows])
-        run_blocks(block, blocks)
+        run_blocks(block, blocks, threads=STEP_THREADS)
         return ws.rec.copy(), (ws.dlogits,)
 
     def decoder_heads_backward(self, douts, h, params, ws, grads):

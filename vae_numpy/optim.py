@@ -69,15 +69,18 @@ class Adam:
     def step(self, params, grads, state):
         r"""One update of every parameter, in place.
 
-        Each parameter is updated block by block (:func:`adam_blocks`), the blocks spread over
-        :func:`vae_numpy.threads.num_threads` threads; every entry goes through exactly the
-        operations of :meth:`update`, so the result does not depend on blocks or threads.
+        Each parameter is updated block by block (:func:`adam_blocks`), so that a block's
+        arrays stay in the cache over the dozen passes of the update; every entry goes through
+        exactly the operations of :meth:`update`, so the result does not depend on the blocks.
+        The blocks run on the calling thread (``ADAM_THREADS``): spread over two threads they
+        were measured slower inside a training epoch (vae_numpy.fast_step.STEP_THREADS).
         """
         t = int(state["step"]) + 1
         state["step"] = np.array(t)
         bias1, bias2 = 1 - self.beta1**t, 1 - self.beta2**t
         blocks = adam_blocks(params, grads, state)
-        run_blocks(lambda block: self.update(*block, bias1, bias2), blocks)
+        run_blocks(lambda block: self.update(*block, bias1, bias2), blocks,
+                   threads=ADAM_THREADS)
 
     def update(self, p, g, m, v, bias1, bias2):
         r"""The update of the class docstring on arrays p, g, m, v (any shape), in place.
@@ -112,6 +115,9 @@ class Adam:
         v += (1 - self.beta2) * (g * g)
         p -= self.lr * (m / bias1) / (np.sqrt(v / bias2) + self.eps)
 
+
+# Threads for Adam's blocks: one (see Adam.step).
+ADAM_THREADS = 1
 
 # Entries per block of an optimizer update: 256 kB per array (64k float32 or 32k float64
 # entries), so a block's p, g, m, v and two scratch buffers (1.5 MB) stay in a 2 MB L2 cache
