@@ -26,8 +26,10 @@ BATCHES = (2 * LIKELIHOOD_BLOCK_ROWS + 5, 3, 2 * LIKELIHOOD_BLOCK_ROWS + 5)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
+def threads(request, monkeypatch):
+    """The step runs on one thread by default; the split path must agree too."""
     set_num_threads(request.param)
+    monkeypatch.setattr("vae_numpy.fast_step.STEP_THREADS", request.param)
     yield request.param
     set_num_threads(None)
 

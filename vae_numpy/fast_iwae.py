@@ -6,7 +6,7 @@ K importance samples.
 
 :mod:`vae_numpy.iwae` is the page to read; this module computes the same numbers with less
 work, with the building blocks of :mod:`vae_numpy.fast_step` (in-place tanh and ReLU layers,
-the fused Bernoulli pass, row blocks spread over threads):
+the fused Bernoulli pass over row blocks, on the calling thread as in ``FastStep``):
 
 - the encoder's arrays are (B, H) buffers and the decoder's (K*B, H) and (K*B, D) buffers of
   a workspace kept per (batch size, K, dtype), written in place, so a step allocates little;
@@ -31,6 +31,7 @@ copy.
 """
 import numpy as np
 
+from . import fast_step
 from .fast_step import LIKELIHOOD_BLOCK_ROWS, FastStep, bernoulli_rows
 from .gaussian import (kl_standard_normal, log_standard_normal, reparameterize_backward,
                        reparameterize_forward)
@@ -111,7 +112,7 @@ class FastIWAEStep(FastStep):
             rows, x_rows = pair
             bernoulli_rows(x[x_rows], ws.logits[rows], ws.ones[rows], ws.rec[rows],
                            ws.dlogits[rows], ws.tmp[rows])
-        run_blocks(block, sample_row_blocks(k, x.shape[0]))
+        run_blocks(block, sample_row_blocks(k, x.shape[0]), threads=fast_step.STEP_THREADS)
         return ws.rec, None
 
     def rec_backward(self, dnll, x_k, outs, k, ws):
@@ -122,7 +123,8 @@ class FastIWAEStep(FastStep):
         def block(pair):
             rows = pair[0]
             ws.dlogits[rows] *= dnll[rows, None]
-        run_blocks(block, sample_row_blocks(k, ws.mu.shape[0]))
+        run_blocks(block, sample_row_blocks(k, ws.mu.shape[0]),
+                   threads=fast_step.STEP_THREADS)
         return (ws.dlogits,)
 
     # --- the step ------------------------------------------------------------------------
