@@ -6,6 +6,11 @@ writes each output entry from the same entries of its inputs is split this way, 
 never depends on the number of threads (each row block is computed exactly as it would be
 alone; row sums stay within one block).
 
+Who splits: the importance-weighted evaluation (:mod:`vae_numpy.fast_iw`), whose blocks are
+large. The training steps and Adam keep their small blocks on the calling thread
+(``vae_numpy.fast_step.STEP_THREADS``, ``vae_numpy.optim.ADAM_THREADS``): split, they were
+measured slower.
+
 The thread count, in order of precedence:
 
 1. :func:`set_num_threads` (e.g. a benchmark comparing 1 and 2 threads in one process);
