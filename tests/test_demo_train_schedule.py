@@ -49,6 +49,6 @@ def test_lr_is_refused_under_a_schedule(demo, tmp_path):
 
 @pytest.mark.figures
 def test_a_time_budget_ends_the_run(demo, tmp_path):
-    metrics = demo.main(SMALL + ["--budget-minutes", "1e-6", "--epochs", "3",
+    metrics = demo.main(SMALL + ["--budget-minutes", "1e-12", "--epochs", "3",
                                  "--out-dir", str(tmp_path)])
     assert metrics["history"] == []
