@@ -53,10 +53,13 @@ LIKELIHOOD_BLOCK_ROWS = 32
 #     784-200-200-50 tanh, 20   1.77   1.51   1.90   1.98
 #     784-200-200-50 tanh, 100  0.62   0.52   0.61   0.67
 #
+# Identical runs on that machine differ by 10-20%, but the split (x2) columns lose or tie in
+# every row, and in the IWAE step too (k = 5, batch 100: 0.98 s at 2x2 against 0.84 at 2x1).
 # A step's blocks are small (25k entries), so each thread's share is a few microseconds of
-# work between hand-offs of Python's lock, and after every matrix product OpenBLAS's worker
-# thread keeps spinning on the second core. The importance-weighted evaluation, whose arrays
-# are K times larger, does split its work (vae_numpy.fast_iw).
+# work between hand-offs of Python's lock. Even Adam alone, outside training, ran its blocks
+# over two threads in 1.6-1.9 ms against 2.3 ms on one, where a clean split would give 1.1.
+# The importance-weighted evaluation, whose arrays are K times larger, does split its work
+# (vae_numpy.fast_iw).
 STEP_THREADS = 1
 
 
