@@ -30,6 +30,7 @@ import numpy as np
 
 from vae_numpy import VAEConfig, init_params, loss_and_grads
 from vae_numpy.atomic import atomic_write
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.optim import Adam
 
 # --- settings (defaults of the flags) -------------------------------------------------------
@@ -161,10 +162,7 @@ def build_parser():
 
 def parse_args(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

@@ -44,6 +44,7 @@ import numpy as np
 import vae_numpy
 from vae_numpy import VAEConfig, init_params
 from vae_numpy.atomic import atomic_write
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.optim import Adam
 from vae_numpy.threads import set_num_threads
@@ -328,10 +329,7 @@ def build_parser():
 
 def main(argv=None):
     p = build_parser()
-    args = p.parse_args(argv)
-    if args.quick:
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    args = parse_with_quick(p, argv, QUICK)
     import torch
     m = machine(torch)
     print(machine_line(m), flush=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from vae_numpy import VAEConfig, init_params
 from vae_numpy.atomic import atomic_write
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.data import load_dataset
 from vae_numpy.optim import Adam
 from vae_numpy.train import train
@@ -66,10 +67,7 @@ def time_epochs(x_train, dtype, args):
 
 def parse_args(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

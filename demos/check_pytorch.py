@@ -29,6 +29,7 @@ from torch import nn
 
 from vae_numpy import VAEConfig
 from vae_numpy.__main__ import EXIT_CODES
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report
 from vae_numpy.interop import load_torch, torch_grads
 
@@ -143,10 +144,7 @@ def build_parser():
 
 def parse_args(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

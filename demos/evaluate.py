@@ -22,6 +22,7 @@ import numpy as np
 
 from vae_numpy.atomic import atomic_write
 from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.diagnostic_plots import plot_kl_per_dimension
 from vae_numpy.evaluate import evaluate_model
@@ -52,10 +53,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help=f"a few seconds: defaults {QUICK} unless given")
-    args = parser.parse_args(argv)
-    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

@@ -47,6 +47,7 @@ import vae_numpy
 from vae_numpy import VAEConfig, init_params, sample
 from vae_numpy.atomic import atomic_write
 from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.errors import NonFiniteError
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
@@ -116,10 +117,7 @@ def parse_args(argv):
     p.add_argument("--docs-page", default=DOCS_TABLE,
                    help="the page whose table --publish rebuilds")
     p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK} unless given")
-    args = p.parse_args(argv)
-    if args.quick:
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    args = parse_with_quick(p, argv, QUICK)
     if args.lr_scale is None:
         args.lr_scale = RECIPES[args.recipe]["lr_scale"]
     return args

@@ -31,6 +31,7 @@ import vae_numpy
 from vae_numpy import VAEConfig, decode, encode, init_params, reconstruct, sample
 from vae_numpy.atomic import atomic_write
 from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.cli import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.errors import NonFiniteError
 from vae_numpy.optim import OPTIMIZERS
@@ -154,10 +155,7 @@ def build_parser():
 
 def parse_args(argv):
     p = build_parser()
-    args = p.parse_args(argv)
-    if args.quick:   # QUICK replaces the defaults; flags given explicitly still win
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    args = parse_with_quick(p, argv, QUICK)
     if args.binarize is None:
         args.binarize = "dynamic" if args.likelihood == "bernoulli" else "none"
     if args.data == "synthetic":   # record the sizes used, so the data can be drawn again

@@ -9,16 +9,8 @@ from vae_numpy.evaluate import _log_weights, encode, iw_log_likelihood
 from vae_numpy.fast_iw import LogWeights
 from vae_numpy.layers import ACTIVATIONS
 from vae_numpy.likelihoods import LIKELIHOODS
-from vae_numpy.threads import set_num_threads
 
 D, J, B = 30, 4, 9
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    set_num_threads(request.param)
-    yield request.param
-    set_num_threads(None)
 
 
 @pytest.mark.parametrize("likelihood,activation",

@@ -13,7 +13,6 @@ from vae_numpy.iwae import _iwae_step
 from vae_numpy.layers import ACTIVATIONS
 from vae_numpy.likelihoods import LIKELIHOODS
 from vae_numpy.optim import Adam
-from vae_numpy.threads import set_num_threads
 
 # The module, not the function vae_numpy.train that the package exports under the same name.
 train_module = importlib.import_module("vae_numpy.train")
@@ -23,15 +22,6 @@ KS = (1, 3, 5)
 # One batch spanning several likelihood row blocks with a partial last block, one smaller than
 # a block (train's last batch of an epoch), then the first again (its workspace is reused).
 BATCHES = (2 * LIKELIHOOD_BLOCK_ROWS + 5, 3, 2 * LIKELIHOOD_BLOCK_ROWS + 5)
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    """The step runs on one thread by default; the split path must agree too."""
-    set_num_threads(request.param)
-    monkeypatch.setattr("vae_numpy.fast_step.STEP_THREADS", request.param)
-    yield request.param
-    set_num_threads(None)
 
 
 def assert_same(readable, fast, label):

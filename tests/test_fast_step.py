@@ -23,16 +23,6 @@ D, J = 30, 4
 BATCHES = (2 * LIKELIHOOD_BLOCK_ROWS + 5, 3)
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    """The step and Adam run on one thread by default; the split path must agree too."""
-    set_num_threads(request.param)
-    monkeypatch.setattr("vae_numpy.fast_step.STEP_THREADS", request.param)
-    monkeypatch.setattr("vae_numpy.optim.ADAM_THREADS", request.param)
-    yield request.param
-    set_num_threads(None)
-
-
 def assert_same(readable, fast, label):
     """loss, every grad and every term equal bit for bit (and of the same dtype)."""
     (l1, g1, t1), (l2, g2, t2) = readable, fast
