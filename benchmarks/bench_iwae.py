@@ -34,8 +34,8 @@ import numpy as np
 
 from bench_vs_torch import WARMUP, numpy_blas_threads
 from vae_numpy import VAEConfig, init_params, loss_and_grads
-from vae_numpy.atomic import atomic_write
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.fast_iwae import FastIWAEStep
 from vae_numpy.iwae import _iwae_step
 

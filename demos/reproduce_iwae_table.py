@@ -45,11 +45,11 @@ import numpy as np
 
 import vae_numpy
 from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.errors import NonFiniteError
+from vae_numpy.files.errors import NonFiniteError
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
 from vae_numpy.optim import Adam
 from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
@@ -291,7 +291,7 @@ def write_report(out_dir, row, metrics):
 
 def write_figures(out_dir, params, cfg, history, image_shape):
     try:
-        from vae_numpy.plotting import plot_loss_curves, plot_samples
+        from vae_numpy.figures.plotting import plot_loss_curves, plot_samples
     except ImportError:   # matplotlib is an extra
         log("matplotlib missing: no figures")
         return []

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "reproduce_iwae_table.py"
 # A run of 30 steps of batch 100 on 500 images (5 per epoch): 6 epochs, a few seconds.

@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .checks import check_logvar, check_number, check_support
+from .files.checks import check_logvar, check_number, check_support
 from .gaussian import (kl_per_dimension, kl_standard_normal, kl_standard_normal_backward,
                        reparameterize_backward, reparameterize_forward)
 from .layers import activation_pair, dense_backward, dense_forward
@@ -437,7 +437,7 @@ def check_batch(name, a, dtype, width, batch=None, likelihood=None):
     r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast).
 
     Finite values, and with ``likelihood`` (a likelihood name) values in its support
-    (:func:`vae_numpy.checks.check_support`): both from one min and one max over the array.
+    (:func:`vae_numpy.files.checks.check_support`): both from one min and one max over the array.
     """
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):

@@ -21,7 +21,7 @@ One step on a minibatch x (B, D), with every random draw taken from ``rng`` in t
 
 ``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
 (params, opt_state, rng, history) taken after any epoch continues bit for bit
-(:mod:`vae_numpy.checkpoint`): the step count, the schedule's stage and the budget's clock
+(:mod:`vae_numpy.files.checkpoint`): the step count, the schedule's stage and the budget's clock
 all continue from the history's last record.
 
 What is reported, per epoch, in nats per example: the true ``rec``, ``kl`` and

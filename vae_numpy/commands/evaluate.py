@@ -1,6 +1,6 @@
 r"""Evaluate a trained VAE: importance-weighted -log p(x), -ELBO, rate/distortion, diagnostics.
 
-Loads a checkpoint written by demos/train_mnist.py, takes the first N test images of the data,
+Loads a checkpoint written by ``vae-numpy train``, takes the first N test images of the data,
 binarized exactly as the model's test set was (the fixed-seed binarize_test_set, for models
 trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimension.png:
 
@@ -10,8 +10,10 @@ trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimens
     active_units dimensions with Var_x(E_q[z_j]) > 0.01
     mutual_information  the estimate of I(x; z) under q (at most log N)
 
-    python demos/evaluate.py runs/mnist/checkpoint.npz --data mnist.npz --k 1000 --n 2000 \
+    python -m vae_numpy evaluate runs/mnist/checkpoint.npz --data mnist.npz --k 1000 --n 2000 \
         --out-dir runs/mnist_eval
+
+(``vae-numpy evaluate`` is the same command; so is ``python demos/evaluate.py`` in a clone.)
 """
 import argparse
 import json
@@ -20,12 +22,17 @@ import sys
 
 import numpy as np
 
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint
-from vae_numpy.cli import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.diagnostic_plots import plot_kl_per_dimension
-from vae_numpy.evaluate import evaluate_model
+from ..data import binarize_test_set, load_dataset
+from ..evaluate import evaluate_model
+from ..figures.diagnostic_plots import plot_kl_per_dimension
+from ..files.atomic import atomic_write
+from ..files.checkpoint import load_checkpoint
+from .flags import parse_with_quick
+# The synthetic test-set size `train` uses when its --n-test is not given; the synthetic
+# digits depend on the size drawn, so the same size must be drawn here.
+from .train import N_TEST_SYNTHETIC
+
+PROG = "vae-numpy evaluate"    # the command's name in its usage and error lines
 
 # --- hyperparameters ----------------------------------------------------------------------------
 K = 1000            # importance samples per example
@@ -33,14 +40,11 @@ N = 2000            # first N test images
 BATCH_SIZE = 100    # examples per chunk of the IW estimate
 CHUNK_SIZE = 50     # importance samples per chunk: memory ~ CHUNK_SIZE x BATCH_SIZE x D floats
 QUICK = dict(k=20, n=100)
-# The synthetic test-set size demos/train_mnist.py uses when its --n-test is not given; the
-# synthetic digits depend on the size drawn, so the same size must be drawn here.
-N_TEST_SYNTHETIC = 2000
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="checkpoint.npz written by demos/train_mnist.py")
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="checkpoint.npz written by vae-numpy train")
     parser.add_argument("--data", default=None,
                         help="the data the model was trained on (path or 'synthetic'); "
                              "default: the one recorded in the checkpoint")
@@ -87,7 +91,7 @@ def test_images(ckpt, data_arg, n):
 def fail(message):
     r"""End the command with one line on stderr and exit status 1 (no traceback); the library
     raises, the command line turns what a user can act on into this line."""
-    raise SystemExit(f"evaluate.py: error: {message}")
+    raise SystemExit(f"{PROG}: error: {message}")
 
 
 def main(argv=None):
@@ -127,7 +131,3 @@ def run(args):
               f"{result['neg_elbo_bits_per_dim']:.4f} ({result['bits_per_dim_note']})")
     print(f"{result['seconds']:.1f} s ({result['seconds_iw']:.1f} s for IW_{args.k})")
     return result
-
-
-if __name__ == "__main__":
-    main()

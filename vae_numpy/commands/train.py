@@ -1,8 +1,10 @@
 r"""Train a VAE on MNIST-like images and write the numbers and the figures that explain it.
 
-    python demos/train_mnist.py                       # built-in synthetic digits, under a minute
-    python demos/train_mnist.py --quick               # a few seconds (smoke test)
-    python demos/train_mnist.py --data mnist.npz --epochs 10 --out-dir runs/mnist
+    python -m vae_numpy train                         # built-in synthetic digits, under a minute
+    python -m vae_numpy train --quick                 # a few seconds (smoke test)
+    python -m vae_numpy train --data mnist.npz --epochs 10 --out-dir runs/mnist
+
+(``vae-numpy train`` is the same command; so is ``python demos/train_mnist.py`` in a clone.)
 
 Writes into --out-dir (each file atomically):
     metrics.json          config, arguments, data, per-epoch train/test rec, kl, -ELBO, seconds
@@ -27,18 +29,20 @@ import warnings
 
 import numpy as np
 
-import vae_numpy
-from vae_numpy import VAEConfig, decode, encode, init_params, reconstruct, sample
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.cli import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.errors import NonFiniteError
-from vae_numpy.optim import OPTIMIZERS
-from vae_numpy.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
+from .._version import __version__
+from ..data import binarize_test_set, load_dataset
+from ..figures.plotting import (manifold_latents, plot_latent, plot_loss_curves, plot_manifold,
                                 plot_reconstructions, plot_samples)
-from vae_numpy.schedule import Budget, burda_schedule
-from vae_numpy.train import TrainState, format_record, init_output_bias, train
+from ..files.atomic import atomic_write
+from ..files.checkpoint import load_checkpoint, save_checkpoint
+from ..files.errors import NonFiniteError
+from ..model import VAEConfig, decode, encode, init_params, reconstruct, sample
+from ..optim import OPTIMIZERS
+from ..schedule import Budget, burda_schedule
+from ..train import TrainState, format_record, init_output_bias, train
+from .flags import parse_with_quick
+
+PROG = "vae-numpy train"    # the command's name in its usage and error lines
 
 # --- hyperparameters (defaults of the flags) --------------------------------------------------
 DATA = "synthetic"
@@ -84,7 +88,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
                                 formatter_class=_HelpFormatter)
     p.add_argument("--data", default=DATA, help="'synthetic' or a path to IDX dir / .npz / .npy")
     p.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training set")
@@ -177,7 +181,7 @@ def fail(message):
 
     The library raises exceptions; the command line turns the ones a user can act on (bad
     flags, missing or corrupt files, data out of range, a diverged run) into this line."""
-    raise SystemExit(f"train_mnist.py: error: {message}")
+    raise SystemExit(f"{PROG}: error: {message}")
 
 
 def check_flag_combinations(args, given):
@@ -336,7 +340,7 @@ def run(args, given, argv):
         check_flag_combinations(args, given)
         rng = np.random.default_rng(args.seed)
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
-    command = ["demos/train_mnist.py"] + list(sys.argv[1:] if argv is None else argv)
+    command = PROG.split() + list(sys.argv[1:] if argv is None else argv)
     extra = {"args": vars(args), "command": command, "resume_changes": changes,
              "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
     log(f"model: {cfg.to_json()}")
@@ -368,7 +372,7 @@ def run(args, given, argv):
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))
     figures = write_figures(params, cfg, history, x_test, y_test, image_shape, args.out_dir)
-    metrics = {"vae_numpy_version": vae_numpy.__version__, "config": cfg.to_dict(),
+    metrics = {"vae_numpy_version": __version__, "config": cfg.to_dict(),
                "optimizer": {"name": type(optimizer).__name__.lower(), **vars(optimizer)}, **extra,
                "units": "nats per example; neg_elbo = rec + kl", "history": history,
                "final": history[-1] if history else None,
@@ -380,7 +384,3 @@ def run(args, given, argv):
         print("final: " + format_record(history[-1]))
     print(f"wrote {', '.join(metrics['files'])} to {args.out_dir}")
     return metrics
-
-
-if __name__ == "__main__":
-    main()
