@@ -16,12 +16,25 @@ import argparse
 import os
 import sys
 
-from .commands.flags import widths
 from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
     write_fixture
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
 from .model import DTYPES, REDUCTIONS, VAEConfig
+
+
+def widths(text):
+    r"""``"8,6"`` -> (8, 6); ``""`` or ``"none"`` -> () (no hidden layer)."""
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"hidden widths must be comma-separated integers like 8,6 (or '' for none), "
+            f"got {text!r}") from None
+
 
 # Commands with their own parser (vae_numpy/commands/<name>.py): everything after the name is
 # theirs, flags and --help included.

@@ -1,6 +1,6 @@
 r"""The command line: ``python -m vae_numpy`` (``vae-numpy``) and the scripts in demos/.
 
-    flags     what the commands share: the --quick idiom, comma-separated widths
+    flags     what the commands and scripts share: the --quick idiom
     train     ``vae-numpy train``: train a VAE on MNIST-like images, write metrics and figures
     evaluate  ``vae-numpy evaluate``: -log p(x) by importance sampling and the diagnostics
 

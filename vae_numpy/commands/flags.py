@@ -1,5 +1,4 @@
-r"""What the commands and scripts (demos/, benchmarks/) share: the ``--quick`` flag, widths."""
-import argparse
+r"""What the commands and scripts (demos/, benchmarks/) share: the ``--quick`` flag."""
 
 
 def parse_with_quick(parser, argv, quick):
@@ -11,16 +10,3 @@ def parse_with_quick(parser, argv, quick):
         parser.set_defaults(**quick)
         args = parser.parse_args(argv)
     return args
-
-
-def widths(text):
-    r"""``"8,6"`` -> (8, 6); ``""`` or ``"none"`` -> () (no hidden layer)."""
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden widths must be comma-separated integers like 8,6 (or '' for none), "
-            f"got {text!r}") from None
