@@ -1,0 +1,204 @@
+r"""Cost of the readable functions against the faster copies that trained and evaluated before.
+
+    OPENBLAS_NUM_THREADS=1 VAE_NUMPY_NUM_THREADS=1 python benchmarks/readable_vs_copy.py
+    python benchmarks/readable_vs_copy.py --rows iwae_step,log_weights --repeats 9
+    python benchmarks/readable_vs_copy.py --quick          # a few seconds, a smoke run
+
+Each row of :data:`ROWS` builds, on the same model, data and noise, one closure per contender:
+``readable`` (the function the docs point to) and ``copy`` (a faster copy of it, when the
+package still has one; the column is empty once the copy is gone). Rows with one contender
+time that one alone.
+
+Timing is paired, for a machine other jobs share: after a warm-up, each repeat times
+``--calls`` calls of every contender in turn, the contenders alternating (readable, copy,
+readable, copy, ...), with ``time.perf_counter``; the table gives the median seconds per call
+over ``--repeats`` repeats and the median of the per-repeat ratios readable / copy. The load
+average (``os.getloadavg``) at the start and the end is printed beside the table: the numbers
+mean little on a loaded machine. Set ``OPENBLAS_NUM_THREADS=1`` and ``VAE_NUMPY_NUM_THREADS=1``
+before Python starts (OpenBLAS reads its thread count once).
+
+Adding a row: a function ``(dtype) -> {"readable": closure, "copy": closure or None}``
+registered with ``@row("name", "what it times")``.
+
+Not part of the test suite. Progress goes to stderr, the table to stdout.
+"""
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from vae_numpy import VAEConfig, init_params
+from vae_numpy.atomic import atomic_write
+from vae_numpy.cli import parse_with_quick
+from vae_numpy.evaluate import _log_weights, encode, iw_log_likelihood
+from vae_numpy.iwae import _iwae_step
+
+# --- settings (defaults of the flags) -------------------------------------------------------
+REPEATS = 9
+CALLS = 5
+WARMUP = 2
+QUICK = dict(repeats=3, calls=1)
+SEED = 0
+
+
+def optional(module, name):
+    r"""``module.name`` if the package still has it, else None (a copy that was deleted)."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def burda_config(dtype, likelihood="bernoulli"):
+    r"""Burda et al.'s one-stochastic-layer model: 784-200-200-50 tanh."""
+    return VAEConfig(input_dim=784, latent_dim=50, encoder_hidden=(200, 200),
+                     decoder_hidden=(200, 200), activation="tanh", likelihood=likelihood,
+                     dtype=dtype)
+
+
+def model_and_data(cfg, batch, seed=SEED):
+    rng = np.random.default_rng(seed)
+    params = init_params(cfg, rng)
+    x = (rng.random((batch, cfg.input_dim)) < 0.3).astype(cfg.dtype)  # (B, D), binary
+    return params, x, rng
+
+
+# --- the rows -------------------------------------------------------------------------------
+
+ROWS = {}
+
+
+def row(name, what):
+    r"""Register a row builder ``(dtype) -> {"readable": closure, "copy": closure or None}``."""
+    def register(build):
+        ROWS[name] = (what, build)
+        return build
+    return register
+
+
+@row("iwae_step", "IWAE step, 784-200-200-50 tanh Bernoulli, B=100, K=5 "
+                  "(_iwae_step vs FastIWAEStep)")
+def iwae_step_row(dtype):
+    cfg = burda_config(dtype)
+    params, x, rng = model_and_data(cfg, 100)
+    eps = rng.standard_normal((5, 100, cfg.latent_dim), dtype=cfg.dtype)  # (K, B, J)
+    fast_class = optional("vae_numpy.fast_iwae", "FastIWAEStep")
+    fast = fast_class(cfg) if fast_class else None
+    return {"readable": lambda: _iwae_step(params, x, eps, cfg),
+            "copy": (lambda: fast(params, x, eps, 1.0)) if fast else None}
+
+
+@row("log_weights", "IW log-weights, 1000 samples x 5 images, same model "
+                    "(evaluate._log_weights vs LogWeights)")
+def log_weights_row(dtype):
+    cfg = burda_config(dtype)
+    params, x, rng = model_and_data(cfg, 5)
+    mu, logvar = encode(params, x, cfg)
+    eps = rng.standard_normal((1000, 5, cfg.latent_dim), dtype=cfg.dtype)  # (S, B, J)
+    log_weights_class = optional("vae_numpy.fast_iw", "LogWeights")
+    fast = log_weights_class(params, cfg) if log_weights_class else None
+    return {"readable": lambda: _log_weights(params, x, mu, logvar, eps, cfg),
+            "copy": (lambda: fast(x, mu, logvar, eps)) if fast else None}
+
+
+@row("iw_log_likelihood", "evaluate.iw_log_likelihood, K=1000 on 100 images, default "
+                          "batch_size and chunk_size, same model")
+def iw_log_likelihood_row(dtype):
+    cfg = burda_config(dtype)
+    params, x, _ = model_and_data(cfg, 100)
+    return {"readable": lambda: iw_log_likelihood(params, x, cfg, 1000,
+                                                  np.random.default_rng(1), progress=False),
+            "copy": None}
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+def time_alternating(callers, repeats, calls, warmup=WARMUP):
+    r"""Per-repeat seconds per call of each contender (name -> closure), the contenders
+    alternating within every repeat. Returns name -> list of ``repeats`` floats."""
+    for call in callers.values():
+        for _ in range(warmup):
+            call()
+    seconds = {name: [] for name in callers}
+    for _ in range(repeats):
+        for name, call in callers.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            seconds[name].append((time.perf_counter() - start) / calls)
+    return seconds
+
+
+def summarize(seconds):
+    r"""Medians (ms) of each contender and the median of the per-repeat ratios readable/copy."""
+    out = {f"{name}_ms": 1e3 * statistics.median(t) for name, t in seconds.items()}
+    if "copy" in seconds:
+        out["ratio"] = statistics.median(r / c for r, c in zip(seconds["readable"],
+                                                                seconds["copy"]))
+    out["rounds_s"] = seconds
+    return out
+
+
+def run(names, dtype, repeats, calls):
+    results = {}
+    for name in names:
+        what, build = ROWS[name]
+        contenders = {k: v for k, v in build(dtype).items() if v is not None}
+        print(f"{name}: {what} ...", file=sys.stderr, flush=True)
+        results[name] = {"what": what, **summarize(time_alternating(contenders, repeats, calls))}
+    return results
+
+
+def table(results):
+    lines = ["| row | readable ms | copy ms | readable / copy |", "|---|---|---|---|"]
+    for name, r in results.items():
+        copy = f"{r['copy_ms']:.1f}" if "copy_ms" in r else "(no copy)"
+        ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
+        lines.append(f"| {r['what']} | {r['readable_ms']:.1f} | {copy} | {ratio} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help="comma-separated rows (default: all: %(default)s)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--calls", type=int, default=CALLS, help="calls per timed repeat")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke run")
+    return parse_with_quick(parser, argv, QUICK)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    names = [n for n in args.rows.split(",") if n]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
+    env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS",
+                                                   "VAE_NUMPY_NUM_THREADS")}
+    load_before = os.getloadavg()
+    results = run(names, args.dtype, args.repeats, args.calls)
+    load_after = os.getloadavg()
+    print(table(results))
+    print(f"\n{args.dtype}, medians of {args.repeats} alternating repeats of {args.calls} "
+          f"call(s); {env}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
+          f"after; numpy {np.__version__}, {platform.processor() or platform.machine()}")
+    out = {"dtype": args.dtype, "repeats": args.repeats, "calls": args.calls, "env": env,
+           "loadavg_before": load_before, "loadavg_after": load_after, "rows": results}
+    if args.json:
+        with atomic_write(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return out
+
+
+if __name__ == "__main__":
+    main()
