@@ -1,4 +1,4 @@
-"""The fast training step and the blocked Adam equal the readable formulas bit for bit."""
+"""The fast training step equals the readable loss_and_grads bit for bit."""
 import importlib
 import itertools
 
@@ -10,7 +10,7 @@ from vae_numpy.data import synthetic_dataset
 from vae_numpy.fast_step import LIKELIHOOD_BLOCK_ROWS, FastStep
 from vae_numpy.layers import ACTIVATIONS
 from vae_numpy.likelihoods import LIKELIHOODS
-from vae_numpy.optim import Adam, adam_blocks
+from vae_numpy.optim import Adam
 from vae_numpy.threads import (ENV_THREADS, num_threads, row_blocks, run_blocks,
                                set_num_threads)
 
@@ -122,68 +122,6 @@ def test_train_with_the_fast_step_equals_train_with_loss_and_grads(monkeypatch):
     for k in readable[1]:
         assert np.array_equal(readable[1][k], fast[1][k]), f"optimizer state {k} differs"
     assert readable[2] == fast[2]
-
-
-# --- Adam over blocks ----------------------------------------------------------------------
-
-def adam_formula(params, grads, state, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """The class docstring's update, written out with fresh arrays."""
-    for k in params:
-        g = grads[k]
-        state[f"m/{k}"] = beta1 * state[f"m/{k}"] + (1 - beta1) * g
-        state[f"v/{k}"] = beta2 * state[f"v/{k}"] + (1 - beta2) * (g * g)
-        m_hat = state[f"m/{k}"] / (1 - beta1**t)
-        v_hat = state[f"v/{k}"] / (1 - beta2**t)
-        params[k] = params[k] - lr * m_hat / (np.sqrt(v_hat) + eps)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("block_bytes", [None, 200])
-def test_adam_over_blocks_equals_the_formula(dtype, block_bytes, threads, monkeypatch):
-    if block_bytes is not None:   # tiny blocks: parameters cut mid-row into many blocks
-        monkeypatch.setattr("vae_numpy.optim.BLOCK_BYTES", block_bytes)
-    cfg = VAEConfig(D, J, (16,), (14,), dtype=dtype)
-    rng = np.random.default_rng(2)
-    params = init_params(cfg, rng)
-    expected = {k: v.copy() for k, v in params.items()}
-    opt = Adam(1e-3)
-    state = opt.init(params)
-    expected_state = {k: v.copy() for k, v in state.items()}
-    for t in range(1, 4):
-        grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
-        opt.step(params, grads, state)
-        adam_formula(expected, grads, expected_state, t)
-        for k in params:
-            assert np.array_equal(params[k], expected[k]), f"step {t}: param {k} differs"
-            for s in ("m", "v"):
-                assert np.array_equal(state[f"{s}/{k}"], expected_state[f"{s}/{k}"]), (
-                    f"step {t}: state {s}/{k} differs")
-    assert sorted(state) == sorted(["step"] + [f"{s}/{k}" for s in "mv" for k in params])
-    assert int(state["step"]) == 3
-
-
-def test_adam_updates_a_non_contiguous_parameter_in_place():
-    rng = np.random.default_rng(3)
-    base = rng.standard_normal((6, 8))
-    params = {"W": base[:, ::2]}            # a strided view: updated in place, by the formula
-    expected = {"W": params["W"].copy()}
-    opt = Adam(1e-2)
-    state, expected_state = opt.init(params), opt.init(expected)
-    grads = {"W": rng.standard_normal((6, 4))}
-    opt.step(params, grads, state)
-    adam_formula(expected, grads, expected_state, 1, lr=1e-2)
-    assert np.array_equal(base[:, ::2], expected["W"])
-
-
-def test_adam_blocks_cover_every_entry_once():
-    params = {"a": np.zeros((5, 7)), "b": np.zeros(3)}
-    grads = {k: np.ones_like(v) for k, v in params.items()}
-    state = Adam().init(params)
-    blocks = adam_blocks(params, grads, state, block_bytes=8 * 4)
-    for p, _, _, _ in blocks:
-        p += 1
-    assert all(np.all(v == 1) for v in params.values())
-    assert [len(b[0]) for b in blocks] == [4] * 8 + [3, 3]
 
 
 # --- threads --------------------------------------------------------------------------------

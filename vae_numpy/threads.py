@@ -8,7 +8,7 @@ alone; row sums stay within one block).
 
 Who splits: the importance-weighted evaluation (:mod:`vae_numpy.fast_iw`), whose blocks are
 large. The training steps and Adam keep their small blocks on the calling thread
-(``vae_numpy.fast_step.STEP_THREADS``, ``vae_numpy.optim.ADAM_THREADS``): split, they were
+(``vae_numpy.fast_step.STEP_THREADS``): split, they were
 measured slower.
 
 The thread count, in order of precedence:
