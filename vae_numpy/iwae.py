@@ -53,12 +53,15 @@ def log_mean_exp_and_softmax(log_w):
     return L, e / total
 
 
-def _iwae_step(params, x, eps, cfg, reduction="mean"):
+def _iwae_step(params, x, eps, cfg, reduction="mean", estimator="iwae"):
     r""":func:`iwae_loss_and_grads` without the input checks (train checks its data once).
 
     x (B, D) and eps (K, B, J) must already be arrays of the params' dtype; cfg.beta and
     cfg.rec_weight are not looked at (the public function rejects values other than 1).
+    ``estimator``: "iwae", the gradient of L_K (the only one written out so far).
     """
+    if estimator != "iwae":
+        raise ValueError(f"estimator must be 'iwae' (the gradient of L_K), got {estimator!r}")
     K, B, J = eps.shape
     likelihood = get_likelihood(cfg.likelihood)
 
