@@ -19,6 +19,10 @@ One step on a minibatch x (B, D), with every random draw taken from ``rng`` in t
              or mean_b(-L_K(x_b))                (objective="iwae", vae_numpy.iwae)
     params <- optimizer step on d objective / d params (after clipping the global norm)
 
+The objective and its gradient come from :func:`vae_numpy.model.loss_and_grads` (or
+vae_numpy.iwae's step) called at every step: the functions the docs derive are the ones
+that train.
+
 ``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
 (params, opt_state, rng, history) taken after any epoch continues bit for bit
 (:mod:`vae_numpy.checkpoint`): the step count, the schedule's stage and the budget's clock
