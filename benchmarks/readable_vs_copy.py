@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+import vae_numpy
 from vae_numpy import VAEConfig, init_params
 from vae_numpy.atomic import atomic_write
 from vae_numpy.cli import parse_with_quick
@@ -50,11 +51,19 @@ SEED = 0
 
 
 def optional(module, name):
-    r"""``module.name`` if the package still has it, else None (a copy that was deleted)."""
+    r"""``module.name`` if the package still has it, else None (a copy that was deleted).
+
+    A module found outside the imported package's directory does not count: an editable
+    install of another checkout can serve a module this checkout has deleted.
+    """
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+        found = importlib.import_module(module)
+    except ImportError:
         return None
+    package_dir = os.path.dirname(os.path.abspath(vae_numpy.__file__))
+    if not os.path.abspath(found.__file__).startswith(package_dir + os.sep):
+        return None
+    return getattr(found, name, None)
 
 
 def burda_config(dtype, likelihood="bernoulli"):
