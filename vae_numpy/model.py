@@ -160,10 +160,11 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     cfg : VAEConfig
     reduction : "mean" or "sum"
     free_bits : float >= 0, nats per latent dimension. 0 (default) is the plain objective.
-        Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
-        device; ``terms["kl"]`` stays the true KL).
-    beta : the KL weight of this call; None (default) takes ``cfg.beta``. Training passes the
-        step's warm-up beta_t here instead of rebuilding the config every step.
+        Above 0 the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
+        device; ``terms["kl"]`` stays the true KL). A negative value is a ValueError.
+    beta : float >= 0, the KL weight of this call; None (default) takes ``cfg.beta``.
+        Training passes the step's warm-up beta_t here instead of rebuilding the config every
+        step. A negative value is a ValueError.
 
     Returns
     -------
@@ -173,7 +174,8 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     terms : dict with per-example ``rec`` (B,), ``kl`` (B,), ``kl_objective`` (B,) (the KL
         in the loss, equal to ``kl`` without free bits), and ``mu``, ``logvar``, ``z`` (B, J).
     """
-    beta = cfg.beta if beta is None else beta
+    beta = cfg.beta if beta is None else check_number("loss_and_grads", "beta", beta, low=0)
+    check_number("loss_and_grads", "free_bits", free_bits, low=0)
     x, eps = check_inputs(params, x, eps, cfg)
     likelihood = get_likelihood(cfg.likelihood)
 
