@@ -32,10 +32,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import gaussian
+from .files.checks import check_number
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
 from .iwae import sample_blocks
 from .likelihoods import get_likelihood
-from .checks import check_number
 from .model import check_batch, decoder_forward, encode, loss_terms, params_dtype
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2

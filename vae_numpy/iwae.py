@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from .checks import check_logvar
+from .files.checks import check_logvar
 from .gaussian import (kl_standard_normal, log_standard_normal, reparameterize_backward,
                        reparameterize_forward)
 from .likelihoods import get_likelihood
