@@ -201,3 +201,55 @@ def plot_setting_rows(rows, image_shape, path, title=None):
         fig.suptitle(title, fontsize=11)
     fig.subplots_adjust(wspace=0.05, hspace=0.08)
     return save_figure(fig, path)
+
+
+SNR_COLORS = {"iwae": "C3", "stl": "C2", "dreg": "C0"}
+
+
+def _fit_line(ax, ks, values, fit, color):
+    r"""The fitted power law ``c * K**slope`` over its K range, dotted, labelled by its slope."""
+    k_min, k_max = fit["k_range"]
+    ks, values = np.asarray(ks, dtype=float), np.asarray(values, dtype=float)
+    inside = (ks >= k_min) & (ks <= k_max)
+    log_c = np.mean(np.log(values[inside]) - fit["slope"] * np.log(ks[inside]))
+    grid = np.array([k_min, k_max], dtype=float)
+    ax.plot(grid, np.exp(log_c) * grid ** fit["slope"], color=color, ls=":", lw=2.5, alpha=0.8)
+    ax.annotate(f"{fit['slope']:+.2f}", (k_max, np.exp(log_c) * k_max ** fit["slope"]),
+                xytext=(4, 0), textcoords="offset points", color=color, fontsize=8,
+                va="center")
+
+
+def plot_gradient_snr(results, path):
+    r"""Gradient SNR against K, log-log, one panel per result: the encoder's under each
+    estimator, the decoder's (the same for all three), the fitted slopes and the noise floor.
+
+    Parameters
+    ----------
+    results : list of dicts of :func:`vae_numpy.snr.gradient_snr`, each with ``model``,
+        ``description`` and ``slopes`` ({curve: {"slope", "k_range"}}) added
+    path : output PNG
+    """
+    fig = new_figure((6.2 * len(results), 4.8))
+    axes = np.atleast_1d(fig.subplots(1, len(results)))
+    for ax, r in zip(axes, results):
+        ks = r["ks"]
+        for name in r["estimators"]:
+            ax.plot(ks, r["snr"]["encoder"][name], marker="o", ms=3, color=SNR_COLORS[name],
+                    label=f"encoder, {name}")
+        ax.plot(ks, r["snr"]["decoder"]["iwae"], marker="s", ms=3, color="k", ls="--",
+                label="decoder (all three)")
+        for curve, fit in r["slopes"].items():
+            group, _, name = curve.partition("/")
+            color = SNR_COLORS[name] if group == "encoder" else "k"
+            _fit_line(ax, ks, r["snr"][group][name or "iwae"], fit, color)
+        ax.axhline(r["noise_floor"], color="0.5", lw=1,
+                   label=f"noise floor sqrt(2/pi)/sqrt(R), R = {r['n_draws']}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("K, importance samples")
+        ax.set_ylabel("SNR = |mean| / std, averaged over parameters")
+        ax.set_title(f"{r['model']}: slopes dotted over their K range", fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return save_figure(fig, path)
