@@ -7,6 +7,8 @@ r"""Command line: ``python -m vae_numpy train|evaluate|fixture|compare ...`` (or
     python -m vae_numpy fixture --out case.npz --input-dim 784 --encoder-hidden 400 \
         --decoder-hidden 400 --latent 20 --batch 8 --reduction sum
     python -m vae_numpy compare case.npz mine.npz [--pytorch-layout]
+    python -m vae_numpy fixture --out iwae.npz --objective iwae --k 5  # the IWAE bound, K = 5
+    python -m vae_numpy compare iwae.npz mine.npz --estimator dreg      # an STL/DReG candidate
 
 Exit codes of compare: 0 PASS, 1 FAIL, 3 INCOMPLETE (nothing compared disagrees, but the loss
 or a gradient is missing or a key was not recognised), 2 a usage or file error. Output piped
@@ -18,6 +20,8 @@ import sys
 
 from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
     write_fixture
+from .crosscheck.fixture import OBJECTIVES
+from .iwae import ESTIMATORS
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
 from .model import DTYPES, REDUCTIONS, VAEConfig
@@ -82,6 +86,11 @@ def build_parser():
     fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
     fx.add_argument("--seed", type=int, default=0)
     fx.add_argument("--dtype", choices=DTYPES, default="float64")
+    fx.add_argument("--objective", choices=OBJECTIVES, default="vae",
+                    help="vae: the -ELBO (default); iwae: the importance-weighted bound -L_K, "
+                         "with the encoder's gradient under the estimators iwae, stl and dreg")
+    fx.add_argument("--k", type=int, default=None,
+                    help=f"K, importance samples of an IWAE fixture (default {IWAE_K})")
 
     cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
     cmp.add_argument("fixture", help="fixture .npz from `python -m vae_numpy fixture`")
@@ -96,10 +105,14 @@ def build_parser():
     cmp.add_argument("--require-all", action="store_true",
                      help="no effect since 0.2 (kept for scripts): the loss and every "
                           "gradient are always required, a missing one gives INCOMPLETE")
+    cmp.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                     help="IWAE fixtures: the estimator of the encoder's gradient the candidate "
+                          "implements (default iwae, the exact gradient of L_K)")
     return parser
 
 
 EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
+IWAE_K = 5     # the importance samples of an IWAE fixture unless --k says otherwise
 
 
 def run_fixture(args):
@@ -107,10 +120,16 @@ def run_fixture(args):
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
                     sigma=args.sigma, rec_weight=args.rec_weight, dtype=args.dtype)
-    fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)
+    if args.k is not None and args.objective != "iwae":
+        raise ValueError(f"--k {args.k} is the number of importance samples of an IWAE "
+                         "fixture: add --objective iwae (a VAE fixture has one sample)")
+    k = args.k if args.k is not None or args.objective == "vae" else IWAE_K
+    fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction,
+                           objective=args.objective, k=k)
     path = write_fixture(args.out, fixture)
+    what = f", objective='iwae', k={k}" if args.objective == "iwae" else ""
     print(f"wrote {path}: {cfg}, reduction={args.reduction!r}, batch={args.batch}, "
-          f"seed={args.seed}")
+          f"seed={args.seed}{what}")
     print(f"  loss = {float(fixture['loss']):.17g}")
     for key, value in fixture.items():
         if key != "config":
@@ -120,7 +139,8 @@ def run_fixture(args):
 
 def run_compare(args):
     report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
-                           dtype=args.dtype, logvar_head=args.logvar_head)
+                           dtype=args.dtype, logvar_head=args.logvar_head,
+                           estimator=args.estimator)
     args.exit_code = EXIT_CODES[report.status]  # known before printing, kept if the pipe closes
     print(report)
     return args.exit_code

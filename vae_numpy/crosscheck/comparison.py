@@ -40,9 +40,11 @@ from ..data.npfiles import read_npz
 from ..files.atomic import atomic_write
 from ..gradcheck import rel_error
 from ..model import encode, reduce_batch
+from ..iwae import ESTIMATORS
 from .causes import find_causes
-from .fixture import (OPTIONAL_FIXTURE_KEYS, fixture_config, fixture_params, read_fixture,
-                      validate_fixture)
+from .estimator_causes import find_estimator_causes
+from .fixture import (IWAE_FORWARD_KEYS, OPTIONAL_FIXTURE_KEYS, fixture_config,
+                      fixture_objective, fixture_params, read_fixture, validate_fixture)
 
 # --- tolerances ---------------------------------------------------------------------------
 #
@@ -69,8 +71,9 @@ TOLERANCE_FLOAT64 = COMPARE_TOLERANCE_FLOAT64
 TOLERANCE_FLOAT32 = COMPARE_TOLERANCE_FLOAT32
 
 # What a candidate may hand over besides the gradients. The loss and every gradient are
-# required for a PASS; the others only sharpen the diagnosis of a failure.
-FORWARD_KEYS = ("loss", "rec", "kl", "z", "mu", "logvar")
+# required for a PASS; the others only sharpen the diagnosis of a failure. (iw_bound and
+# log_weights are those of an IWAE fixture.)
+FORWARD_KEYS = ("loss", "rec", "kl", "z", "mu", "logvar", "iw_bound", "log_weights")
 REQUIRED_KEYS = ("loss",)
 LOGVAR_HEADS = ("logvar", "log_sigma")
 
@@ -245,7 +248,8 @@ class Report:
         if status == FAIL:
             failing = self.failing
             # forward values in data-flow order first: the earliest one failing is nearest the bug
-            forward = [k for k in ("mu", "logvar", "z", "kl", "rec", "loss") if k in failing]
+            forward = [k for k in ("mu", "logvar", "z", "log_weights", "kl", "rec", "iw_bound",
+                                   "loss") if k in failing]
             grads = [k for k in failing if k not in forward]
             parts = forward + ([f"{_count(len(grads), 'gradient')} (worst {grads[0]})"]
                                if grads else [])
@@ -359,10 +363,21 @@ def _candidate_dtype(flat):
     return "float32" if any(d.itemsize < 8 for d in floats) else "float64"
 
 
-def reference_values(fixture):
+def reference_values(fixture, estimator=None):
     r"""The fixture's values for every comparable name: loss, rec, kl, z, mu, logvar and
     grad/<name>. mu and logvar are recomputed from the parameters for a fixture written before
-    they were stored (0.1.0), with the fixture's own dtype."""
+    they were stored (0.1.0), with the fixture's own dtype.
+
+    An IWAE fixture's names are loss, iw_bound, log_weights, mu, logvar and grad/<name>; with
+    ``estimator="stl"`` or ``"dreg"`` the encoder's ``grad/enc.*`` are the fixture's
+    ``grad_stl/enc.*`` or ``grad_dreg/enc.*``."""
+    if fixture_objective(fixture)[0] == "iwae":
+        ref = {k: fixture[k] for k in IWAE_FORWARD_KEYS}
+        ref.update({k: fixture[k] for k in fixture if k.startswith("grad/")})
+        if estimator in ("stl", "dreg"):
+            ref.update({k: fixture[f"grad_{estimator}/{k[len('grad/'):]}"] for k in ref
+                        if k.startswith("grad/enc.")})
+        return ref
     ref = {k: fixture[k] for k in ("loss", "rec", "kl", "z")}
     if all(k in fixture for k in OPTIONAL_FIXTURE_KEYS):
         ref.update({k: fixture[k] for k in OPTIONAL_FIXTURE_KEYS})
@@ -382,7 +397,7 @@ def _scalar_term_reference(name, a, ref, reduction):
 
 
 def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=True,
-            logvar_head="logvar"):
+            logvar_head="logvar", estimator=None):
     r"""Compare a candidate's loss, gradients (required) and terms (optional) with a fixture.
 
     Parameters
@@ -402,6 +417,13 @@ def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=Tr
     logvar_head : "logvar" (the encoder's second head is log sigma**2, vae_numpy's convention)
         or "log_sigma" (it is log sigma, with 0.5 * W and 0.5 * b loaded into it: the
         candidate's ``logvar`` is doubled and that head's gradients halved before comparing).
+    estimator : for an IWAE fixture (``make_fixture(..., objective="iwae", k=K)``), the
+        estimator of the encoder's gradient the candidate implements: "iwae" (the default, the
+        exact gradient of L_K), "stl" or "dreg" (:func:`vae_numpy.iwae_loss_and_grads`). The
+        loss and the decoder's gradients are L_K's for all three. An IWAE candidate may also
+        hand over ``iw_bound`` (B,), ``log_weights`` (K, B), ``mu`` and ``logvar`` (B, J).
+        A failing encoder gradient that equals another estimator's, or a known stop-gradient
+        mistake's, is named (:mod:`vae_numpy.crosscheck.estimator_causes`).
 
     Returns
     -------
@@ -410,6 +432,7 @@ def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=Tr
     ``report["z"]``.
     """
     validate_fixture(fixture)
+    estimator = check_fixture_estimator(fixture, estimator)
     flat = normalize_candidate(candidate, pytorch_layout, logvar_head)
     cfg, reduction = fixture_config(fixture)
     candidate_dtype = _candidate_dtype(flat) if flat else "float64"
@@ -418,7 +441,7 @@ def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=Tr
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be one of {sorted(TOLERANCES)}, got {dtype!r}")
     tol = TOLERANCES[dtype]
-    ref = reference_values(fixture)
+    ref = reference_values(fixture, estimator)
     entries = []
     for name, b in ref.items():
         a = flat.get(name)
@@ -428,13 +451,33 @@ def compare(fixture, candidate, pytorch_layout=False, dtype=None, require_all=Tr
     entries.sort(key=_sort_key)
     ignored = sorted(k for k in flat if k not in ref and k not in fixture)  # inputs are fine
     report = Report(entries, dtype, tol, ignored, [], True, _notes(cfg, candidate_dtype,
-                                                                     logvar_head))
-    report.diagnoses = diagnose(fixture, flat, report)
+                                                                     logvar_head, estimator))
+    report.diagnoses = diagnose(fixture, flat, report, estimator)
     return report
 
 
-def _notes(cfg, candidate_dtype, logvar_head):
+def check_fixture_estimator(fixture, estimator):
+    r"""The estimator to compare with: None for a VAE fixture, "iwae" by default for an IWAE
+    fixture; a ValueError for an unknown name or an estimator with a VAE fixture."""
+    if fixture_objective(fixture)[0] != "iwae":
+        if estimator is not None:
+            raise ValueError(f"estimator={estimator!r} applies to IWAE fixtures; this fixture "
+                             "is the VAE's -ELBO (make one with `python -m vae_numpy fixture "
+                             "--objective iwae --k 5`)")
+        return None
+    if estimator is None:
+        return "iwae"
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    return estimator
+
+
+def _notes(cfg, candidate_dtype, logvar_head, estimator=None):
     notes = []
+    if estimator in ("stl", "dreg"):
+        notes.append(f"estimator={estimator!r}: the encoder's gradients are compared with the "
+                     f"fixture's grad_{estimator}/enc.*; the loss and the decoder's gradients "
+                     "with the IWAE bound's")
     if cfg.dtype == "float64" and candidate_dtype == "float32":
         notes.append("a float32 candidate against a float64 fixture: checked at the float32 "
                      f"tolerance {COMPARE_TOLERANCE_FLOAT32:.0e}, not float64's "
@@ -448,15 +491,20 @@ def _notes(cfg, candidate_dtype, logvar_head):
 
 # --- likely causes ---------------------------------------------------------------------------
 
-def diagnose(fixture, flat, report):
+def diagnose(fixture, flat, report, estimator=None):
     r"""Sentences naming likely causes, from the known mistakes' exact signatures.
 
     See :mod:`vae_numpy.crosscheck.causes`: each known mistake's prediction is recomputed from the
     fixture (e.g. ``rec / D`` for a reconstruction averaged over pixels, or the loss
     ``sum rec / (B*D) + sum kl`` of ``binary_cross_entropy(..., reduction="mean")``) and
     compared with what the candidate handed over; from the loss alone when that is all there
-    is.
+    is. For an IWAE fixture: the estimator mistakes of
+    :mod:`vae_numpy.crosscheck.estimator_causes`, read from the encoder's gradients.
     """
+    if fixture_objective(fixture)[0] == "iwae":
+        if not any(e.status == "FAIL" for e in report.entries if e.name.startswith("grad/enc.")):
+            return []
+        return find_estimator_causes(fixture, flat, estimator or "iwae", report.tolerance)
     cfg, reduction = fixture_config(fixture)
     status = {e.name: e.status for e in report.entries if e.name in FORWARD_KEYS}
     status = {k: ("FAIL" if v == "shape" else v) for k, v in status.items()}
@@ -476,9 +524,9 @@ def write_report(path, report):
 
 
 def compare_files(fixture_path, candidate_path, pytorch_layout=False, dtype=None,
-                  require_all=True, logvar_head="logvar"):
+                  require_all=True, logvar_head="logvar", estimator=None):
     r""":func:`compare` for a fixture ``.npz`` and a candidate ``.npz`` (keys loss, rec, kl, z,
-    grad/<name>)."""
+    grad/<name>; for an IWAE fixture loss, iw_bound, log_weights, mu, logvar, grad/<name>)."""
     candidate = read_npz(candidate_path)   # the reader contract of docs/files.md
     return compare(read_fixture(fixture_path), candidate, pytorch_layout, dtype, require_all,
-                   logvar_head)
+                   logvar_head, estimator)

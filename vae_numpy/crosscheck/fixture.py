@@ -1,6 +1,6 @@
 r"""The fixture: one test case of vae_numpy's VAE that any framework can load.
 
-Shape letters: B batch, D data dimensions, J latent dimensions.
+Shape letters: B batch, D data dimensions, J latent dimensions, K importance samples.
 
 A fixture holds the configuration, every parameter, an input batch ``x``, the noise ``eps``,
 and what vae_numpy computes from them (the loss, the per-example terms, ``z`` and every
@@ -18,6 +18,23 @@ Fixture layout (keys of the dict and of the ``.npz`` file):
     rec (B,), kl (B,), z (B, J)
     mu (B, J), logvar (B, J)  the encoder's outputs (since 0.2; older fixtures lack them)
     grad/<name>   d loss / d param, the same shapes as param/<name>
+
+An IWAE fixture (``objective="iwae"``, since 0.2) holds the importance-weighted bound of
+:mod:`vae_numpy.iwae` with K samples instead, and its config records ``"objective": "iwae"``
+and ``"k"``:
+
+    x (B, D), eps (K, B, J)   the sample axis first
+    loss ()                   reduce_b(-L_K(x_b)), L_K = logsumexp_k(log w_k) - log K
+    iw_bound (B,)             L_K per example
+    log_weights (K, B)        log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)
+    mu (B, J), logvar (B, J)  the encoder's outputs
+    grad/<name>               d loss / d param with the exact gradient (estimator "iwae")
+    grad_stl/enc.<...>        the encoder's gradient with sticking the landing (STL)
+    grad_dreg/enc.<...>       the encoder's gradient with the doubly reparameterized (DReG)
+
+The decoder's gradient is the same under the three estimators (``grad/dec.*``).
+:func:`vae_numpy.crosscheck.compare` with ``estimator="stl"`` or ``"dreg"`` compares the
+candidate's encoder gradients with ``grad_stl/`` or ``grad_dreg/``.
 """
 import json
 import os
@@ -28,11 +45,14 @@ from .._version import __version__
 from ..data.npfiles import json_entry, read_npz
 from ..files.atomic import atomic_write
 from ..files.errors import FileFormatError
+from ..iwae import ESTIMATORS, iwae_loss_and_grads
 from ..model import REDUCTIONS, VAEConfig, init_params, loss_and_grads, param_shapes
 
 # Entries of the fixture layout written since 0.2; fixtures without them still read (their
 # reference mu and logvar are recomputed from the parameters).
 OPTIONAL_FIXTURE_KEYS = ("mu", "logvar")
+OBJECTIVES = ("vae", "iwae")
+IWAE_FORWARD_KEYS = ("loss", "iw_bound", "log_weights", "mu", "logvar")
 
 
 def draw_data(cfg, batch, rng):
@@ -51,12 +71,12 @@ def draw_data(cfg, batch, rng):
     return x.astype(cfg.dtype)  # (B, D)
 
 
-def make_fixture(cfg, batch, seed, reduction="mean"):
+def make_fixture(cfg, batch, seed, reduction="mean", objective="vae", k=None):
     r"""Build a fixture: parameters, x, eps and vae_numpy's loss, terms, z and gradients.
 
     Everything is drawn from ``numpy.random.default_rng(seed)``, in this order: the parameters
     (:func:`vae_numpy.init_params`, PyTorch's nn.Linear initialization), x (:func:`draw_data`),
-    then eps ~ N(0, I) of shape (B, J).
+    then eps ~ N(0, I) of shape (B, J), or (K, B, J) for the IWAE objective.
 
     Parameters
     ----------
@@ -64,6 +84,10 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
     batch : B, number of examples
     seed : int
     reduction : "mean" or "sum" over the batch
+    objective : "vae" (the -ELBO of :func:`vae_numpy.loss_and_grads`) or "iwae" (the
+        negative bound -L_K of :func:`vae_numpy.iwae_loss_and_grads`, with the encoder's
+        gradient under each estimator; cfg.beta and cfg.rec_weight must then be 1)
+    k : K, the importance samples of an IWAE fixture (required there, refused for "vae")
 
     Returns
     -------
@@ -73,9 +97,13 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if int(batch) != batch or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    check_objective(objective, k)
     rng = np.random.default_rng(seed)
     params = init_params(cfg, rng)
     x = draw_data(cfg, batch, rng)  # (B, D)
+    if objective == "iwae":
+        eps = rng.standard_normal((k, batch, cfg.latent_dim)).astype(cfg.dtype)  # (K, B, J)
+        return _iwae_fixture(cfg, params, x, eps, reduction)
     eps = rng.standard_normal((batch, cfg.latent_dim)).astype(cfg.dtype)  # (B, J)
     loss, grads, terms = loss_and_grads(params, x, eps, cfg, reduction=reduction)
     fixture = {"config": np.array(_config_json(cfg, reduction))}
@@ -87,8 +115,38 @@ def make_fixture(cfg, batch, seed, reduction="mean"):
     return fixture
 
 
-def _config_json(cfg, reduction):
-    return json.dumps({**cfg.to_dict(), "reduction": reduction,
+def check_objective(objective, k):
+    r"""Raise ValueError unless (objective, k) is ("vae", None) or ("iwae", K >= 1)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "vae" and k is not None:
+        raise ValueError(f"k = {k!r} is the number of importance samples of an IWAE fixture; "
+                         "pass objective='iwae' with it, or leave k out for a VAE fixture")
+    if objective == "iwae" and (k is None or int(k) != k or k < 1):
+        raise ValueError(f"an IWAE fixture needs k, a positive number of importance samples, "
+                         f"got {k!r}")
+
+
+def _iwae_fixture(cfg, params, x, eps, reduction):
+    r"""The IWAE fixture's entries: the bound, its terms and the three estimators' gradients."""
+    grads = {}
+    for name in ESTIMATORS:
+        loss, grads[name], terms = iwae_loss_and_grads(params, x, eps, cfg, reduction, name)
+    fixture = {"config": np.array(_config_json(cfg, reduction, "iwae", eps.shape[0]))}
+    fixture.update({f"param/{k}": v for k, v in params.items()})
+    fixture.update({"x": x, "eps": eps, "loss": np.asarray(loss, dtype=cfg.dtype),
+                    "iw_bound": terms["iw_bound"], "log_weights": terms["log_weights"],
+                    "mu": terms["mu"], "logvar": terms["logvar"]})
+    fixture.update({f"grad/{k}": v for k, v in grads["iwae"].items()})
+    for name in ESTIMATORS[1:]:
+        fixture.update({f"grad_{name}/{k}": v for k, v in grads[name].items()
+                        if k.startswith("enc.")})
+    return fixture
+
+
+def _config_json(cfg, reduction, objective="vae", k=None):
+    extra = {"objective": objective, "k": k} if objective == "iwae" else {}
+    return json.dumps({**cfg.to_dict(), "reduction": reduction, **extra,
                        "vae_numpy_version": __version__}, sort_keys=True)
 
 
@@ -96,8 +154,16 @@ def fixture_config(fixture):
     r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry."""
     d = json.loads(str(fixture["config"]))
     reduction = d.pop("reduction")
-    d.pop("vae_numpy_version", None)
+    for key in ("vae_numpy_version", "objective", "k"):
+        d.pop(key, None)
     return VAEConfig.from_dict(d), reduction
+
+
+def fixture_objective(fixture):
+    r"""``("vae", None)`` or ``("iwae", K)``: what the fixture's loss is (VAE fixtures written
+    before IWAE fixtures existed have no "objective" in their config and are "vae")."""
+    d = json.loads(str(fixture["config"]))
+    return d.get("objective", "vae"), d.get("k")
 
 
 def fixture_params(fixture):
@@ -106,13 +172,24 @@ def fixture_params(fixture):
     return {k: fixture[f"param/{k}"] for k in param_shapes(cfg)}
 
 
-def expected_shapes(cfg, batch):
-    r"""``{key: shape}`` of every array entry of a fixture for cfg and B = batch."""
-    shapes = {f"param/{k}": s for k, s in param_shapes(cfg).items()}
-    shapes.update({"x": (batch, cfg.input_dim), "eps": (batch, cfg.latent_dim), "loss": (),
-                   "rec": (batch,), "kl": (batch,), "z": (batch, cfg.latent_dim),
-                   "mu": (batch, cfg.latent_dim), "logvar": (batch, cfg.latent_dim)})
-    shapes.update({f"grad/{k}": s for k, s in param_shapes(cfg).items()})
+def expected_shapes(cfg, batch, objective="vae", k=None):
+    r"""``{key: shape}`` of every array entry of a fixture for cfg and B = batch (and K = k
+    importance samples for ``objective="iwae"``)."""
+    K, J = k, cfg.latent_dim
+    shapes = {f"param/{name}": s for name, s in param_shapes(cfg).items()}
+    if objective == "iwae":
+        shapes.update({"x": (batch, cfg.input_dim), "eps": (K, batch, J), "loss": (),
+                       "iw_bound": (batch,), "log_weights": (K, batch),
+                       "mu": (batch, J), "logvar": (batch, J)})
+    else:
+        shapes.update({"x": (batch, cfg.input_dim), "eps": (batch, J), "loss": (),
+                       "rec": (batch,), "kl": (batch,), "z": (batch, J),
+                       "mu": (batch, J), "logvar": (batch, J)})
+    shapes.update({f"grad/{name}": s for name, s in param_shapes(cfg).items()})
+    if objective == "iwae":
+        for estimator in ESTIMATORS[1:]:
+            shapes.update({f"grad_{estimator}/{name}": s
+                           for name, s in param_shapes(cfg).items() if name.startswith("enc.")})
     return shapes
 
 
@@ -122,10 +199,13 @@ def validate_fixture(fixture):
         raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
                          "`python -m vae_numpy fixture --out case.npz`")
     cfg, _ = fixture_config(fixture)
+    objective, k = fixture_objective(fixture)
+    check_objective(objective, k)
     if "x" not in fixture:
         raise ValueError("fixture has no 'x' entry")
-    expected = expected_shapes(cfg, np.shape(fixture["x"])[0])
-    missing = [k for k in expected if k not in fixture and k not in OPTIONAL_FIXTURE_KEYS]
+    expected = expected_shapes(cfg, np.shape(fixture["x"])[0], objective, k)
+    optional = OPTIONAL_FIXTURE_KEYS if objective == "vae" else ()
+    missing = [k for k in expected if k not in fixture and k not in optional]
     if missing:
         raise ValueError(f"fixture is missing entries {missing}")
     for key, shape in expected.items():
