@@ -1,4 +1,4 @@
-r"""Likely causes of a failed IWAE cross-check: which estimator mistake the encoder's gradient shows.
+r"""Likely causes of a failed IWAE cross-check: the estimator mistake the encoder gradient shows.
 
 Shape letters: B batch, J latent dimensions, K importance samples.
 
