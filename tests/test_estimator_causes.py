@@ -196,3 +196,51 @@ def test_a_dreg_candidate_compared_as_iwae_is_told_to_pass_estimator_dreg():
     assert report.status == "FAIL"
     assert report.diagnoses == [dict(ec.MISTAKES["iwae"])["dreg"]]
     assert "estimator='dreg'" in report.diagnoses[0]
+
+
+# --- the DReG recipe of docs/crosscheck.md, as written and with the table's edits --------------
+
+DOC = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "crosscheck.md"
+RECIPE_EDITS = {   # the table's second column -> the mistake it must be named as
+    "no hook": ([("    z.register_hook(lambda g: g * s[..., None])       "
+                  "# DReG: z's path weighted by s_k twice\n", "")], "stl"),
+    "no stop in log q": ([("Normal(mu.detach(), std.detach()).log_prob(z)",
+                           "Normal(mu, std).log_prob(z)")], "dreg_no_stop_hook"),
+    "stop on z": ([("Normal(mu.detach(), std.detach()).log_prob(z)",
+                    "Normal(mu, std).log_prob(z.detach())")], "dreg_stop_on_z_hook"),
+}
+
+
+def run_dreg_recipe(tmp_path, monkeypatch, edits=()):
+    import re
+    text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"<!-- recipe: pytorch-dreg -->\n```python\n(.*?)```", text, re.S)
+    assert match, "docs/crosscheck.md has no '<!-- recipe: pytorch-dreg -->' python block"
+    code = match.group(1)
+    for old, new in edits:
+        assert old in code, f"the recipe no longer has {old!r}"
+        code = code.replace(old, new)
+    from vae_numpy.crosscheck import write_fixture
+    write_fixture(tmp_path / "iwae.npz", make_fixture(CFG, 4, 0, objective="iwae", k=K))
+    monkeypatch.chdir(tmp_path)
+    namespace = {"print": lambda *args: None}
+    exec(compile(code, f"{DOC}#recipe-pytorch-dreg", "exec"), namespace)
+    return namespace["report"]
+
+
+@pytest.mark.torch
+def test_the_dreg_recipe_of_the_docs_passes(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason=TORCH_REASON)
+    report = run_dreg_recipe(tmp_path, monkeypatch)
+    assert report.passed, str(report)
+    assert max(e.rel_error for e in report.entries if e.status == "ok") < 1e-13
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("edit", list(RECIPE_EDITS))
+def test_the_dreg_recipe_with_a_mistake_fails_and_names_it(tmp_path, monkeypatch, edit):
+    pytest.importorskip("torch", reason=TORCH_REASON)
+    edits, named = RECIPE_EDITS[edit]
+    report = run_dreg_recipe(tmp_path, monkeypatch, edits)
+    assert report.status == "FAIL"
+    assert report.diagnoses == [dict(ec.MISTAKES["dreg"])[named]], str(report)
