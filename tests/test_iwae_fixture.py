@@ -131,3 +131,11 @@ def test_cli_compare_with_estimator_exit_codes_and_diagnosis(tmp_path, capsys):
     assert main(["compare", str(path), str(stl), "--estimator", "dreg"]) == 1
     out = capsys.readouterr().out
     assert "likely cause: your encoder gradient equals STL's (weights not squared)" in out
+
+
+def test_assert_matches_fixture_takes_the_estimator():
+    from vae_numpy.crosscheck.testing import assert_matches_fixture
+    fixture = make_fixture(CFG, 4, seed=0, objective="iwae", k=5)
+    assert assert_matches_fixture(fixture, candidate_of(fixture, "stl"), estimator="stl").passed
+    with pytest.raises(AssertionError, match="weights not squared"):
+        assert_matches_fixture(fixture, candidate_of(fixture, "stl"), estimator="dreg")

@@ -3,6 +3,7 @@ r"""Check another framework's VAE against vae_numpy: same weights, input and noi
     fixture     one test case any framework can load: make_fixture, write_fixture, read_fixture
     comparison  compare / compare_files: the table, worst tensor first, and PASS/FAIL/INCOMPLETE
     causes      what a failing comparison means: the planted-bug diagnoses
+    estimator_causes  the same for an IWAE fixture: the STL/DReG stop-gradient mistakes
     interop     parameters into PyTorch / Flax models, gradients and noise out of them
     testing     assert_matches_fixture, for a framework's own test suite
 
@@ -14,12 +15,13 @@ from .comparison import (COMPARE_TOLERANCE_FLOAT32, COMPARE_TOLERANCE_FLOAT64, F
                          TOLERANCE_FLOAT32, TOLERANCE_FLOAT64, TOLERANCES, Entry, Report,
                          compare, compare_files, diagnose, from_pytorch_layout,
                          normalize_candidate, reference_values, to_numpy, write_report)
-from .fixture import (OPTIONAL_FIXTURE_KEYS, draw_data, expected_shapes, fixture_config,
-                      fixture_params, make_fixture, read_fixture, validate_fixture,
-                      write_fixture)
+from .fixture import (OBJECTIVES, OPTIONAL_FIXTURE_KEYS, draw_data, expected_shapes,
+                      fixture_config, fixture_objective, fixture_params, make_fixture,
+                      read_fixture, validate_fixture, write_fixture)
 
 __all__ = [
     "make_fixture", "write_fixture", "read_fixture", "fixture_config", "fixture_params",
+    "fixture_objective", "OBJECTIVES",
     "draw_data", "expected_shapes", "validate_fixture", "OPTIONAL_FIXTURE_KEYS",
     "compare", "compare_files", "write_report", "diagnose", "reference_values", "Report",
     "Entry", "normalize_candidate", "to_numpy", "from_pytorch_layout", "PASS", "FAIL",

@@ -23,7 +23,8 @@ def assert_matches_fixture(fixture, candidate, **options):
     ----------
     fixture : a fixture dict, or the path of a fixture ``.npz``
     candidate : as for :func:`vae_numpy.crosscheck.compare`
-    **options : passed to compare (``pytorch_layout``, ``dtype``, ``logvar_head``)
+    **options : passed to compare (``pytorch_layout``, ``dtype``, ``logvar_head``,
+        ``estimator`` for an IWAE fixture)
 
     Returns
     -------
