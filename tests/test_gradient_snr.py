@@ -142,6 +142,53 @@ def test_estimator_moments_are_the_moments_of_iwae_loss_and_grads_over_the_draws
         np.testing.assert_allclose(std, stack.std(axis=0, ddof=1), rtol=1e-9, err_msg=str(key))
 
 
+def toy_gradients(params, x, eps, estimator):
+    r"""Per-draw d(-L_K)/d param of the 1-D toy model in closed form, vectorized over draws:
+    eps (R, K) -> {group: (R, P)}. An oracle written from the formulas, not from vae_numpy.
+
+    mu = a x + c, logvar = l (the logvar head's weight is 0), z_k = mu + std eps_k,
+    log w_k = -(x - w z_k - beta)**2 / 2 - z_k**2 / 2 + eps_k**2 / 2 + l / 2 (+ constants),
+    P_k = d[log p(x|z) + log p(z)]/dz = w (x - w z_k - beta) - z_k, s = softmax_k(log w);
+    IWAE: dL/dmu = sum s P, dL/dl = sum s P std eps / 2 + 1/2; STL: P + eps / std in place of
+    P and no 1/2; DReG: STL with s**2. Decoder: dL/dw = sum s r z, dL/dbeta = sum s r,
+    r = x - w z - beta."""
+    x = float(x[0, 0])
+    a, c = params["enc.mu.W"][0, 0], params["enc.mu.b"][0]
+    l, w, beta = params["enc.logvar.b"][0], params["dec.out.W"][0, 0], params["dec.out.b"][0]
+    std = np.exp(0.5 * l)
+    z = a * x + c + std * eps                                          # (R, K)
+    r = x - w * z - beta
+    log_w = -0.5 * r**2 - 0.5 * z**2 + 0.5 * eps**2
+    s = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    s /= s.sum(axis=1, keepdims=True)
+    path = w * r - z
+    if estimator == "iwae":
+        dmu, dl = (s * path).sum(1), (s * path * 0.5 * std * eps).sum(1) + 0.5
+    else:
+        a_k = s if estimator == "stl" else s**2
+        dmu = (a_k * (path + eps / std)).sum(1)
+        dl = (a_k * (path + eps / std) * 0.5 * std * eps).sum(1)
+    encoder = -np.stack([x * dmu, dmu, x * dl, dl], axis=1)           # enc.mu.W, .b, logvar
+    decoder = -np.stack([(s * r * z).sum(1), (s * r).sum(1)], axis=1)  # dec.out.W, dec.out.b
+    return {"encoder": encoder, "decoder": decoder}
+
+
+@pytest.mark.parametrize("estimator", snr.ESTIMATORS)
+def test_the_moments_equal_a_closed_form_oracle_on_the_toy_model(estimator):
+    r"""On the toy model, the per-parameter mean and std over R draws equal those of the
+    gradients written out in closed form above (the same eps), to round-off: the SNR measures
+    the estimators the docs describe."""
+    params, x, cfg = snr.toy_model(*WIDE_Q)
+    k, R, seed = 7, 300, 5
+    got = snr.estimator_moments(params, x, cfg, k, R, seed, estimators=(estimator,))
+    rng = np.random.default_rng([seed, k])
+    eps = np.stack([rng.standard_normal((k, 1, 1))[:, 0, 0] for _ in range(R)])   # (R, K)
+    for group, draws in toy_gradients(params, x, eps, estimator).items():
+        mean, std = got[(group, estimator)]
+        np.testing.assert_allclose(mean, draws.mean(axis=0), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(std, draws.std(axis=0, ddof=1), rtol=1e-10)
+
+
 def test_paired_draws_give_one_decoder_snr_and_dreg_equals_stl_at_k_1():
     params, x, cfg = snr.toy_model(*WIDE_Q)
     r = snr.gradient_snr(params, x, cfg, (1, 5), 50, seed=0)

@@ -121,6 +121,11 @@ def estimator_moments(params, x, cfg, k, n_draws, seed=0, estimators=ESTIMATORS,
                       progress=None):
     r"""Per-parameter mean and std of each estimator's gradient over R paired draws at one K.
 
+    One call of the step per draw and estimator: a batch of R copies of x with eps (K, R, J)
+    would cost the same arithmetic but return the sum of the R gradients, and the variance
+    needs each one. Only the sums of the draws and of their squares are kept (P numbers each),
+    so memory does not grow with R.
+
     Parameters
     ----------
     params, cfg : the model (beta = rec_weight = 1, as for the IWAE bound)
