@@ -14,7 +14,8 @@ on two models:
   Bernoulli) on the first image of the binarized MNIST test set (the fixed-seed
   ``binarize_test_set``, as the model was scored), in float64.
 
-It fits log-log slopes over stated K ranges, draws the noise floor sqrt(2 / pi) / sqrt(R), and
+It fits log-log slopes over stated K ranges, draws the noise floor sqrt(2 / pi) / sqrt(R),
+reports the weights' effective sample size per K (the large-K slopes need it to grow like K), and
 writes ``gradient_snr_<model>.png`` and ``gradient_snr_<model>.json`` into --out-dir:
 
     python demos/gradient_snr.py --model small --out-dir runs/gradient_snr
@@ -171,10 +172,10 @@ def report(results):
         print(f"{r['model']}: R = {r['n_draws']}, noise floor {r['noise_floor']:.4f}, "
               f"{r['seconds']:.0f} s; {r['description']}")
         print(f"  {'K':>6} " + " ".join(f"{c:>13}" for c in
-                                        ("enc iwae", "enc stl", "enc dreg", "decoder")))
+                                        ("enc iwae", "enc stl", "enc dreg", "decoder", "ESS")))
         for i, k in enumerate(r["ks"]):
             row = [r["snr"]["encoder"][e][i] for e in ("iwae", "stl", "dreg")]
-            row.append(r["snr"]["decoder"]["iwae"][i])
+            row += [r["snr"]["decoder"]["iwae"][i], r["ess"][i]]
             print(f"  {k:>6} " + " ".join(f"{v:>13.4g}" for v in row))
         for curve, fit in r["slopes"].items():
             print(f"  slope of {curve:<13} over K = {fit['k_range'][0]}..{fit['k_range'][1]}: "

@@ -136,6 +136,7 @@ def test_estimator_moments_are_the_moments_of_iwae_loss_and_grads_over_the_draws
                                               estimator=name)
             for group, flat in snr.group_gradients(grads).items():
                 per_draw[(group, name)].append(flat)
+    assert got.pop(snr.ESS_KEY)[0].shape == (1,)
     for key, (mean, std) in got.items():
         stack = np.stack(per_draw[key])
         np.testing.assert_allclose(mean, stack.mean(axis=0), rtol=1e-12, err_msg=str(key))
@@ -183,6 +184,7 @@ def test_the_moments_equal_a_closed_form_oracle_on_the_toy_model(estimator):
     got = snr.estimator_moments(params, x, cfg, k, R, seed, estimators=(estimator,))
     rng = np.random.default_rng([seed, k])
     eps = np.stack([rng.standard_normal((k, 1, 1))[:, 0, 0] for _ in range(R)])   # (R, K)
+    got.pop(snr.ESS_KEY)
     for group, draws in toy_gradients(params, x, eps, estimator).items():
         mean, std = got[(group, estimator)]
         np.testing.assert_allclose(mean, draws.mean(axis=0), rtol=1e-10, atol=1e-13)
@@ -221,3 +223,8 @@ def test_bad_input_is_a_clear_error():
         snr.fit_slope([1, 10, 100], [1.0, 0.3, 0.1], 20, 1000)
     with pytest.raises(ValueError, match="positive values"):
         snr.fit_slope([1, 10], [1.0, 0.0], 1, 10)
+
+
+def test_effective_sample_size_is_k_for_equal_weights_and_1_for_one_weight():
+    log_w = np.array([[0.0, 0.0, 5.0], [0.0, -1e4, 5.0], [0.0, -1e4, 5.0 + np.log(2.0)]])
+    np.testing.assert_allclose(snr.effective_sample_size(log_w), [3.0, 1.0, 16 / 6], rtol=1e-14)

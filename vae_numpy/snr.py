@@ -43,9 +43,11 @@ import math
 import numpy as np
 
 from . import linear_gaussian as lg
-from .iwae import ESTIMATORS, _iwae_step, check_estimator, check_iwae_inputs
+from .iwae import (ESTIMATORS, _iwae_step, check_estimator, check_iwae_inputs,
+                   log_mean_exp_and_softmax)
 
 GROUPS = {"encoder": "enc.", "decoder": "dec."}
+ESS_KEY = ("weights", "ess")   # the effective sample size's entry among the moments
 
 # A parameter counts as noisy when its standard deviation over the draws exceeds this fraction
 # of the root mean square of its draws. An exact zero gradient has std 0 and is left out
@@ -138,7 +140,9 @@ def estimator_moments(params, x, cfg, k, n_draws, seed=0, estimators=ESTIMATORS,
 
     Returns
     -------
-    ``{(group, estimator): (mean (P,), std (P,))}`` for the groups of :data:`GROUPS`.
+    ``{(group, estimator): (mean (P,), std (P,))}`` for the groups of :data:`GROUPS`, and
+    ``ESS_KEY: (mean (1,), std (1,))``, the effective sample size of the K weights over the
+    draws (:func:`effective_sample_size`).
     """
     for name in estimators:
         check_estimator(name)
@@ -155,12 +159,27 @@ def estimator_moments(params, x, cfg, k, n_draws, seed=0, estimators=ESTIMATORS,
         out = {}
         for name in estimators:
             # iwae_loss_and_grads without its input checks, made once above (as train does)
-            _, grads, _ = _iwae_step(params, x, eps, cfg, "sum", name)
+            _, grads, terms = _iwae_step(params, x, eps, cfg, "sum", name)
             out.update({(g, name): v for g, v in group_gradients(grads).items()})
+        out[ESS_KEY] = effective_sample_size(terms["log_weights"])
         if progress is not None:
             progress(r + 1)
         return out
     return draw_moments(draw, n_draws)
+
+
+def effective_sample_size(log_w):
+    r"""Kish's effective sample size of the K importance weights of each example.
+
+    ``ESS = (sum_k w_k)**2 / sum_k w_k**2 = 1 / sum_k s_k**2``, s = softmax_k(log w): K when
+    the weights are equal, 1 when one weight carries all. The large-K behaviour of the
+    estimators (the slopes of Rainforth et al. and Tucker et al.) needs K well above the
+    variance of the normalized weights, i.e. an ESS that grows in proportion to K.
+
+    log_w : (K, B) array; returns (B,).
+    """
+    _, s = log_mean_exp_and_softmax(np.asarray(log_w, dtype=np.float64))
+    return 1.0 / np.sum(s**2, axis=0)
 
 
 def gradient_snr(params, x, cfg, ks, n_draws, seed=0, estimators=ESTIMATORS, progress=None):
@@ -175,19 +194,21 @@ def gradient_snr(params, x, cfg, ks, n_draws, seed=0, estimators=ESTIMATORS, pro
     Returns
     -------
     dict with ``ks``, ``n_draws``, ``seed``, ``estimators``, ``noise_floor``
-    (:func:`noise_floor`), and ``snr``, ``snr_rms``, ``n_params``, each
-    ``{group: {estimator: [one value per K]}}`` (see :func:`group_snr`).
+    (:func:`noise_floor`), ``ess`` (the mean effective sample size of the weights, one per K),
+    and ``snr``, ``snr_rms``, ``n_params``, each ``{group: {estimator: [one value per K]}}``
+    (see :func:`group_snr`).
     """
     ks = [int(k) for k in ks]
     if not ks or any(k < 1 for k in ks) or ks != sorted(set(ks)):
         raise ValueError(f"ks must be increasing positive integers, got {ks}")
     out = {"ks": ks, "n_draws": int(n_draws), "seed": seed, "estimators": list(estimators),
-           "noise_floor": noise_floor(n_draws)}
+           "noise_floor": noise_floor(n_draws), "ess": []}
     for key in ("snr", "snr_rms", "n_params"):
         out[key] = {g: {e: [] for e in estimators} for g in GROUPS}
     for k in ks:
         tick = None if progress is None else (lambda done, k=k: progress(k, done, n_draws))
         moments = estimator_moments(params, x, cfg, k, n_draws, seed, estimators, tick)
+        out["ess"].append(float(moments.pop(ESS_KEY)[0][0]))
         for (group, name), (mean, std) in moments.items():
             for key, value in group_snr(mean, std, n_draws).items():
                 out[key][group][name].append(value)

@@ -225,8 +225,8 @@ def plot_gradient_snr(results, path):
 
     Parameters
     ----------
-    results : list of dicts of :func:`vae_numpy.snr.gradient_snr`, each with ``model``,
-        ``description`` and ``slopes`` ({curve: {"slope", "k_range"}}) added
+    results : list of dicts of :func:`vae_numpy.snr.gradient_snr` (``ess`` included), each
+        with ``model`` and ``slopes`` ({curve: {"slope", "k_range"}}) added
     path : output PNG
     """
     fig = new_figure((6.2 * len(results), 4.8))
@@ -248,7 +248,8 @@ def plot_gradient_snr(results, path):
         ax.set_yscale("log")
         ax.set_xlabel("K, importance samples")
         ax.set_ylabel("SNR = |mean| / std, averaged over parameters")
-        ax.set_title(f"{r['model']}: slopes dotted over their K range", fontsize=10)
+        ax.set_title(f"{r['model']}: slopes dotted over their K range; the weights' ESS at "
+                     f"K = {ks[-1]} is {r['ess'][-1]:.0f}", fontsize=10)
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
