@@ -5,7 +5,7 @@ that the names resolve).
 """
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, special
 
 import vae_numpy as vn
 from vae_numpy import estimators as est
@@ -33,17 +33,69 @@ def small_case(likelihood="bernoulli", seed=0):
     return cfg, params, x, eps
 
 
+# --- sections 1 and 2: log p(x) as an integral, and Jensen's step -----------------------------
+
+INTEGRAL_TOL = 1e-10  # Gauss-Legendre, 200 x 200 nodes on [-10, 10]**2, of a smooth integrand
+                      # whose mass outside that square is below 1e-20: round-off, ~1e-13 in log
+
+
+def linear_case(rng, input_dim=3, latent_dim=2, sigma=0.7):
+    """A linear-Gaussian model (exact log p(x)) as a vae_numpy VAE, and one x drawn from it."""
+    W = lg.orthogonal_decoder(latent_dim, input_dim, np.linspace(1.5, 0.8, latent_dim), rng)
+    b = rng.standard_normal(input_dim)
+    x = lg.sample_data(1, W, b, sigma, rng)   # (1, D)
+    cfg = lg.linear_gaussian_config(input_dim, latent_dim, sigma)
+    return W, b, sigma, x, cfg
+
+
+def test_log_px_is_the_integral_of_the_likelihood_times_the_prior(rng):
+    r"""``log p(x) = log int p(x|z) p(z) dz`` with the model's own decoder, likelihood and prior,
+    the integral over z (J = 2) by Gauss-Legendre quadrature, equals the closed-form log p(x) of the
+    linear-Gaussian model (``linear_gaussian.log_marginal``)."""
+    W, b, sigma, x, cfg = linear_case(rng)
+    params = lg.vae_params(W, b, *lg.posterior_encoder(W, b, sigma))  # the decoder is what counts
+    nodes, weights = special.roots_legendre(200)                      # on [-1, 1]
+    z1, z2 = np.meshgrid(10 * nodes, 10 * nodes, indexing="ij")
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1)                    # (40000, J = 2)
+    outs, _ = model.decoder_forward(params, z, cfg)
+    likelihood = L.get_likelihood(cfg.likelihood)
+    log_p_x_and_z = log_standard_normal(z) - likelihood.nll(np.repeat(x, len(z), 0), outs, cfg.sigma)
+    area = 100 * np.outer(weights, weights).ravel()                   # dz1 dz2 of each node
+    log_px = special.logsumexp(log_p_x_and_z, b=area)                  # log int p(x|z) p(z) dz
+    assert abs(log_px - lg.log_marginal(x, W, b, sigma)[0]) <= INTEGRAL_TOL
+
+
+def test_jensen_log_of_the_mean_weight_is_log_px_the_mean_log_weight_is_the_elbo(rng):
+    r"""``log p(x) = log E_q[w] >= E_q[log w] = ELBO``, ``w = p(x, z) / q(z|x)``, with a q that is
+    not the posterior (wider, so w is bounded): the mean of S weights is p(x) within 4 SE, the mean
+    of their logs is ``evaluate.elbo`` (analytic KL) within 4 SE, and it is below log p(x) by far
+    more than its SE: Jensen's gap, strictly positive when q is not the posterior."""
+    W, b, sigma, x, cfg = linear_case(rng, input_dim=8, latent_dim=3, sigma=0.5)
+    enc_W, enc_b, logvar_b = lg.posterior_encoder(W, b, sigma)
+    params = lg.vae_params(W, b, 0.9 * enc_W, enc_b + 0.3, logvar_b + 0.7)
+    log_px = lg.log_marginal(x, W, b, sigma)[0]
+    S = 20_000
+    log_w = ev.log_importance_weights(params, x, rng.standard_normal((S, 1, 3)), cfg)[:, 0]  # (S,)
+    w_over_px = np.exp(log_w - log_px)                                   # mean 1 if E_q[w] = p(x)
+    assert abs(w_over_px.mean() - 1) < MC_SIGMAS * w_over_px.std(ddof=1) / np.sqrt(S)
+    se_log_w = log_w.std(ddof=1) / np.sqrt(S)
+    elbo = ev.elbo(params, x, cfg, rng, n_samples=S)[0]
+    assert abs(log_w.mean() - elbo) < MC_SIGMAS * np.sqrt(2) * se_log_w  # both E_q[log w]
+    assert log_px - log_w.mean() > 20 * se_log_w, (log_px, log_w.mean(), se_log_w)
+
+
 # --- the backward chain, at the encoder outputs ----------------------------------------------
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_encoder_output_gradients_are_the_two_paths_added(reduction):
-    r"""dL/dmu = dz + beta * w * mu, dL/dlogvar = dz * 0.5 * std * eps + beta * w * 0.5 * expm1(logvar),
-    with w = 1/B (mean) or 1 (sum) and dz the decoder's gradient at z; checked against finite
+    r"""dL/dmu = dz + beta * c_b * mu,
+    dL/dlogvar = dz * 0.5 * std * eps + beta * c_b * 0.5 * expm1(logvar),
+    with c_b = 1/B (mean) or 1 (sum) and dz the decoder's gradient at z; checked against finite
     differences of the loss as a function of (mu, logvar), and against loss_and_grads' encoder
     head biases (d loss / d enc.mu.b = sum_b dL/dmu_b)."""
     cfg, params, x, eps = small_case()
     lik = L.get_likelihood(cfg.likelihood)
-    w = 1 / B if reduction == "mean" else 1.0
+    c_b = 1 / B if reduction == "mean" else 1.0
     (mu, logvar), _ = model.encoder_forward(params, x, cfg)
     mu, logvar = mu.copy(), logvar.copy()
 
@@ -56,10 +108,10 @@ def test_encoder_output_gradients_are_the_two_paths_added(reduction):
     std = np.exp(0.5 * logvar)
     z = mu + std * eps
     outs, dec_cache = model.decoder_forward(params, z, cfg)
-    douts = lik.nll_backward(np.full(B, w), x, outs, cfg.sigma)
+    douts = lik.nll_backward(np.full(B, c_b), x, outs, cfg.sigma)
     dz = model.decoder_backward(douts, dec_cache, cfg, {})
-    dmu = dz + BETA * w * mu
-    dlogvar = dz * 0.5 * std * eps + BETA * w * 0.5 * np.expm1(logvar)
+    dmu = dz + BETA * c_b * mu
+    dlogvar = dz * 0.5 * std * eps + BETA * c_b * 0.5 * np.expm1(logvar)
 
     assert rel_error(dmu, numerical_gradient(loss_of_mu_logvar, mu)) <= TOLERANCE_FLOAT64
     assert rel_error(dlogvar, numerical_gradient(loss_of_mu_logvar, logvar)) <= TOLERANCE_FLOAT64
@@ -210,8 +262,8 @@ def test_rate_is_mutual_information_plus_marginal_kl(rng):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_iwae_encoder_output_gradients(reduction):
-    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w): dz_k = w * s_k * (d rec_k / dz_k
-    + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * w (the last
+    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w): dz_k = c_b * s_k * (d rec_k / dz_k
+    + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * c_b (the last
     term from -log q = -log N(eps; 0, I) + 0.5 * sum_j logvar_j, with sum_k s_k = 1)."""
     from scipy.special import logsumexp, softmax
 
@@ -222,7 +274,7 @@ def test_iwae_encoder_output_gradients(reduction):
     K = 4
     eps = np.random.default_rng(3).standard_normal((K, B, J))
     lik = L.get_likelihood(cfg.likelihood)
-    w = 1 / B if reduction == "mean" else 1.0
+    c_b = 1 / B if reduction == "mean" else 1.0
     x_k = np.broadcast_to(x, (K, B, D)).reshape(K * B, D)
     (mu, logvar), _ = model.encoder_forward(params, x, cfg)
     mu, logvar = mu.copy(), logvar.copy()
@@ -240,11 +292,11 @@ def test_iwae_encoder_output_gradients(reduction):
 
     log_w, z, outs, cache = log_weights(mu, logvar)
     s = softmax(log_w, axis=0)                                                # (K, B)
-    drec = lik.nll_backward((w * s).reshape(K * B), x_k, outs, cfg.sigma)
-    dz = model.decoder_backward(drec, cache, cfg, {}).reshape(K, B, J) + (w * s)[..., None] * z
+    drec = lik.nll_backward((c_b * s).reshape(K * B), x_k, outs, cfg.sigma)
+    dz = model.decoder_backward(drec, cache, cfg, {}).reshape(K, B, J) + (c_b * s)[..., None] * z
     std = np.exp(0.5 * logvar)
     dmu = dz.sum(axis=0)
-    dlogvar = (dz * 0.5 * std * eps).sum(axis=0) - 0.5 * w
+    dlogvar = (dz * 0.5 * std * eps).sum(axis=0) - 0.5 * c_b
 
     assert rel_error(dmu, numerical_gradient(loss_of_mu_logvar, mu)) <= TOLERANCE_FLOAT64
     assert rel_error(dlogvar, numerical_gradient(loss_of_mu_logvar, logvar)) <= TOLERANCE_FLOAT64
