@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, loss_and_grads
-from vae_numpy.atomic import atomic_write
+from vae_numpy.files.atomic import atomic_write
 from vae_numpy.gaussian import (kl_standard_normal, kl_standard_normal_backward,
                                 reparameterize_backward, reparameterize_forward)
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, numerical_gradient, rel_error
