@@ -119,6 +119,8 @@ DERIVED_IN_DOCSTRINGS = [
     "vae_numpy/likelihoods.py::cb_log_norm",
     "vae_numpy/likelihoods.py::cb_log_norm_grad",
     "vae_numpy/likelihoods.py::continuous_bernoulli_mean",
+    "vae_numpy/iwae.py::log_mean_exp_and_softmax",
+    "vae_numpy/evaluate.py::iw_log_likelihood",
 ]
 
 
