@@ -60,7 +60,8 @@ def test_log_px_is_the_integral_of_the_likelihood_times_the_prior(rng):
     z = np.stack([z1.ravel(), z2.ravel()], axis=1)                    # (40000, J = 2)
     outs, _ = model.decoder_forward(params, z, cfg)
     likelihood = L.get_likelihood(cfg.likelihood)
-    log_p_x_and_z = log_standard_normal(z) - likelihood.nll(np.repeat(x, len(z), 0), outs, cfg.sigma)
+    log_p_x_and_z = (log_standard_normal(z)
+                     - likelihood.nll(np.repeat(x, len(z), 0), outs, cfg.sigma))
     area = 100 * np.outer(weights, weights).ravel()                   # dz1 dz2 of each node
     log_px = special.logsumexp(log_p_x_and_z, b=area)                  # log int p(x|z) p(z) dz
     assert abs(log_px - lg.log_marginal(x, W, b, sigma)[0]) <= INTEGRAL_TOL
@@ -285,8 +286,8 @@ def test_rate_is_mutual_information_plus_marginal_kl(rng):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_iwae_encoder_output_gradients(reduction):
-    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w): dz_k = c_b * s_k * (d rec_k / dz_k
-    + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * c_b (the last
+    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w):
+    dz_k = c_b * s_k * (d rec_k / dz_k + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * c_b (the last
     term from -log q = -log N(eps; 0, I) + 0.5 * sum_j logvar_j, with sum_k s_k = 1)."""
     from scipy.special import logsumexp, softmax
 

@@ -183,10 +183,10 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     and taking expectations (the linear term has mean 0),
     ``log p(x) - E[IW_K] = Var_q(w) / (2 K p(x)**2) + o(1/K)``: the bias falls like 1/K when
     Var_q(w) is finite (a rigorous o(1/K) remainder needs somewhat more than that; Nowozin 2018
-    gives the expansion in the central moments of w), slower when the weights' tail is heavy. Convergence itself needs
-    less: ``IW_K -> log p(x)`` almost surely needs only ``E_q[w] = p(x)`` (the strong law of
-    large numbers), and ``E[IW_K] -> log p(x)`` holds, for example, when w is bounded
-    (Burda et al. 2016, Theorem 1).
+    gives the expansion in the central moments of w), slower when the weights' tail is heavy.
+    Convergence itself needs less: ``IW_K -> log p(x)`` almost surely needs only
+    ``E_q[w] = p(x)`` (the strong law of large numbers), and ``E[IW_K] -> log p(x)`` holds, for
+    example, when w is bounded (Burda et al. 2016, Theorem 1).
 
     Randomness: one integer ``seed = rng.integers(2**63)`` is drawn from ``rng``; example n
     (its row in x) then uses ``default_rng([seed, n])`` (see :func:`example_noise`), so the

@@ -133,8 +133,9 @@ def kl_standard_normal_backward(dkl, mu, logvar):
     and with the upstream dkl_b = d loss / d kl_b, ``dmu_bj = dkl_b * mu_bj``,
     ``dlogvar_bj = dkl_b * 0.5 * expm1(logvar_bj)``. Both vanish exactly at the prior (mu = 0,
     logvar = 0), the KL's minimum; the mu gradient grows in proportion to mu, the logvar
-    gradient like exp(logvar) above 0 and towards -0.5 as logvar -> -inf. These are the exact gradients of the expectation, not a sampled estimate: the KL is
-    computed in closed form, not from z.
+    gradient like exp(logvar) above 0 and towards -0.5 as logvar -> -inf. These are the exact
+    gradients of the expectation, not a sampled estimate: the KL is computed in closed form,
+    not from z.
 
     Parameters
     ----------

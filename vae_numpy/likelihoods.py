@@ -208,7 +208,7 @@ def cb_log_norm(logits):
     lam = sigmoid(l), is ``(1 - lam) exp(x * l)`` because lam / (1 - lam) = exp(l). So
 
         1 / C = int_0^1 (1 - lam) exp(x l) dx = (1 - lam) (exp(l) - 1) / l
-              = (exp(l) - 1) / (l (exp(l) + 1)) = tanh(l / 2) / l          (1 - lam = 1 / (1 + exp(l)))
+              = (exp(l) - 1) / (l (exp(l) + 1)) = tanh(l / 2) / l,    as 1 - lam = 1 / (1 + exp(l))
 
     and C = l / tanh(l / 2), an even function of l; Loaiza-Ganem & Cunningham (2019, eq. 7)
     write the same C(lam) = 2 artanh(1 - 2 lam) / (1 - 2 lam), since 1 - 2 lam = -tanh(l / 2)
