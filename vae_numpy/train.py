@@ -40,10 +40,10 @@ from .data import check_probabilities, bernoulli_draw, binarize_static, minibatc
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
-from .fast_iwae import FastIWAEStep
 from .fast_step import FastStep
+from .iwae import _iwae_step
 from .likelihoods import get_likelihood
-from .model import check_batch, params_dtype
+from .model import check_batch, params_dtype, reduction_weights
 from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
@@ -217,12 +217,11 @@ def make_step(cfg, reduction="mean", free_bits=0.0):
 def make_iwae_step(cfg, reduction="mean"):
     r"""The IWAE training step: ``step(params, x, eps, beta) -> (loss, grads, terms)`` with
     eps (K, B, J) and loss ``reduce_b(-L_K(x_b))`` (:func:`vae_numpy.iwae.iwae_loss_and_grads`;
-    beta is always 1 and ignored), equal bit for bit to :func:`vae_numpy.iwae._iwae_step`.
-    The step is :class:`vae_numpy.fast_iwae.FastIWAEStep`: the same operations into buffers
-    kept between steps (its ``grads`` are overwritten by the next call). ``train`` checks its
-    data once, so the step skips the checks.
+    beta is always 1 and ignored): :func:`vae_numpy.iwae._iwae_step` itself. ``train`` checks
+    its data once, so the step skips the input checks.
     """
-    return FastIWAEStep(cfg, reduction)
+    reduction_weights(1, reduction, np.float64)  # the error for a bad reduction, now
+    return lambda params, x, eps, beta: _iwae_step(params, x, eps, cfg, reduction)
 
 
 @dataclasses.dataclass(frozen=True)
