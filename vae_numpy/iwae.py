@@ -46,59 +46,6 @@ from .model import (check_batch, decoder_backward, decoder_forward, encoder_back
                     encoder_forward, params_dtype, reduce_batch, reduction_weights)
 
 
-# Bytes of one block of the (K, B, D) decoder outputs: the likelihood's elementwise passes
-# (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
-# of streaming the whole (K, B, D) stack through memory once per pass. Smaller blocks lost
-# more to Python's per-block overhead than they gained (IW log-likelihood of 100 images at
-# K = 1000, 784-200-200-50, float32: 0.25 MB blocks 18% slower than 0.5 MB); 1.5 MB blocks
-# were 70% slower (temporaries of that size are mapped fresh from the system on every block).
-BLOCK_BYTES = 2**19
-
-
-def blocks(n_samples, batch, row_bytes):
-    r"""Blocks of a (K, B, D) stack of rows of ``row_bytes`` bytes each: a list of
-    (samples, examples) slice pairs of about BLOCK_BYTES (at least one row).
-
-    Whole samples while a sample's B rows fit (several per block), else one sample split
-    over the examples. Per-example results do not depend on the blocks: each row is
-    computed on its own.
-    """
-    rows = max(1, BLOCK_BYTES // max(row_bytes, 1))
-    if rows >= batch:
-        step = rows // batch
-        return [(slice(k, min(k + step, n_samples)), slice(0, batch))
-                for k in range(0, n_samples, step)]
-    return [(slice(k, k + 1), slice(b, min(b + rows, batch)))
-            for k in range(n_samples) for b in range(0, batch, rows)]
-
-
-def block(outs, ks, bs):
-    r"""The samples ``ks`` and examples ``bs`` of each decoder output: (s, b, D) views."""
-    return tuple(out[ks, bs] for out in outs)
-
-
-def nll_in_blocks(likelihood, x, outs, sigma):
-    r"""``rec_kb = -log p(x_b | z_kb)`` (K, B) for decoder outputs each (K, B, D), x (B, D),
-    the likelihood's ``nll`` run on cache-sized :func:`blocks`."""
-    K, B, D = outs[0].shape
-    rec = np.empty((K, B), outs[0].dtype)
-    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
-        rec[ks, bs] = likelihood.nll(x[bs], block(outs, ks, bs), sigma)
-    return rec
-
-
-def nll_backward_in_blocks(likelihood, dnll, x, outs, sigma):
-    r"""d (sum_kb dnll_kb * rec_kb) / d outs: a tuple of (K, B, D) arrays, one per decoder
-    output, the likelihood's ``nll_backward`` run on cache-sized :func:`blocks`."""
-    K, B, D = outs[0].shape
-    douts = tuple(np.empty_like(out) for out in outs)
-    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
-        grads = likelihood.nll_backward(dnll[ks, bs], x[bs], block(outs, ks, bs), sigma)
-        for dout, d in zip(douts, grads):
-            dout[ks, bs] = d
-    return douts
-
-
 def log_mean_exp_and_softmax(log_w):
     r"""``logsumexp_k(log w_k) - log K`` and ``softmax_k(log w)``, along axis 0, stably.
 
@@ -287,6 +234,61 @@ def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean", estimator="iwae")
     check_estimator(estimator)
     x, eps = check_iwae_inputs(params, x, eps, cfg)
     return _iwae_step(params, x, eps, cfg, reduction, estimator)
+
+
+# --- the likelihood on cache-sized blocks of the (K, B, D) stack ------------------------------
+
+# Bytes of one block of the (K, B, D) decoder outputs: the likelihood's elementwise passes
+# (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
+# of streaming the whole (K, B, D) stack through memory once per pass. Smaller blocks lost
+# more to Python's per-block overhead than they gained (IW log-likelihood of 100 images at
+# K = 1000, 784-200-200-50, float32: 0.25 MB blocks 18% slower than 0.5 MB); 1.5 MB blocks
+# were 70% slower (temporaries of that size are mapped fresh from the system on every block).
+BLOCK_BYTES = 2**19
+
+
+def blocks(n_samples, batch, row_bytes):
+    r"""Blocks of a (K, B, D) stack of rows of ``row_bytes`` bytes each: a list of
+    (samples, examples) slice pairs of about BLOCK_BYTES (at least one row).
+
+    Whole samples while a sample's B rows fit (several per block), else one sample split
+    over the examples. Per-example results do not depend on the blocks: each row is
+    computed on its own.
+    """
+    rows = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    if rows >= batch:
+        step = rows // batch
+        return [(slice(k, min(k + step, n_samples)), slice(0, batch))
+                for k in range(0, n_samples, step)]
+    return [(slice(k, k + 1), slice(b, min(b + rows, batch)))
+            for k in range(n_samples) for b in range(0, batch, rows)]
+
+
+def block(outs, ks, bs):
+    r"""The samples ``ks`` and examples ``bs`` of each decoder output: (s, b, D) views."""
+    return tuple(out[ks, bs] for out in outs)
+
+
+def nll_in_blocks(likelihood, x, outs, sigma):
+    r"""``rec_kb = -log p(x_b | z_kb)`` (K, B) for decoder outputs each (K, B, D), x (B, D),
+    the likelihood's ``nll`` run on cache-sized :func:`blocks`."""
+    K, B, D = outs[0].shape
+    rec = np.empty((K, B), outs[0].dtype)
+    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
+        rec[ks, bs] = likelihood.nll(x[bs], block(outs, ks, bs), sigma)
+    return rec
+
+
+def nll_backward_in_blocks(likelihood, dnll, x, outs, sigma):
+    r"""d (sum_kb dnll_kb * rec_kb) / d outs: a tuple of (K, B, D) arrays, one per decoder
+    output, the likelihood's ``nll_backward`` run on cache-sized :func:`blocks`."""
+    K, B, D = outs[0].shape
+    douts = tuple(np.empty_like(out) for out in outs)
+    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
+        grads = likelihood.nll_backward(dnll[ks, bs], x[bs], block(outs, ks, bs), sigma)
+        for dout, d in zip(douts, grads):
+            dout[ks, bs] = d
+    return douts
 
 
 def check_iwae_inputs(params, x, eps, cfg):
