@@ -27,12 +27,14 @@ import importlib
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
 
 import numpy as np
 
+import vae_numpy
 from vae_numpy import VAEConfig, evaluate, init_params
 from vae_numpy.atomic import atomic_write
 from vae_numpy.cli import parse_with_quick
@@ -49,11 +51,17 @@ SEED = 0
 
 
 def optional(module, name):
-    r"""``module.name`` if the package still has it, else None (a copy that was deleted)."""
+    r"""``module.name`` if the package imported here still has that module, else None (a
+    copy that was deleted). A module found in another copy of the package (an editable
+    install elsewhere answers imports the package directory cannot) does not count."""
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+        found = importlib.import_module(module)
+    except ImportError:
         return None
+    package_dir = os.path.dirname(os.path.abspath(vae_numpy.__file__))
+    if os.path.dirname(os.path.abspath(found.__file__)) != package_dir:
+        return None
+    return getattr(found, name, None)
 
 
 def burda_config(dtype, likelihood="bernoulli"):
@@ -148,69 +156,85 @@ def iwae_epoch_row(dtype):
     if fast_class is None or make_step is None:
         return {"readable": epoch, "copy": None}
 
-    def readable_step(cfg, reduction="mean"):
-        return lambda params, x, eps, beta: _iwae_step(params, x, eps, cfg, reduction)
-
-    def epoch_with_the_readable_step():
-        train_module.make_iwae_step = readable_step
+    def epoch_with(step_maker):
+        train_module.make_iwae_step = step_maker
         try:
             return epoch()
         finally:
             train_module.make_iwae_step = make_step
-    return {"readable": epoch_with_the_readable_step, "copy": epoch}
+
+    def readable_step(cfg, reduction="mean"):
+        return lambda params, x, eps, beta: _iwae_step(params, x, eps, cfg, reduction)
+    return {"readable": lambda: epoch_with(readable_step),
+            "copy": lambda: epoch_with(lambda cfg, reduction="mean": fast_class(cfg, reduction))}
 
 
 # --- timing -----------------------------------------------------------------------------------
 
-def time_alternating(callers, repeats, calls, warmup=WARMUP):
+def time_alternating(callers, repeats, calls, warmup=WARMUP, keep=True):
     r"""Per-repeat seconds per call of each contender (name -> closure), the contenders
-    alternating within every repeat. Returns name -> list of ``repeats`` floats.
+    alternating within every repeat, and each contender's minor page faults per call (the
+    process's, ``resource.getrusage``). Returns (name -> list of ``repeats`` floats,
+    name -> float).
 
-    Each call's result is kept until the contender's next call returns, as ``train`` keeps a
-    step's gradients until the next step: dropping everything between calls lets the C
-    library hand the freed memory back to the system and map it again on the next call
-    (about 1,600 page faults per call of the IWAE step, none per step inside ``train``).
+    With ``keep`` (the default) each call's result is kept until the contender's next call
+    returns, as ``train`` keeps a step's gradients until the next step: dropping everything
+    between calls lets the C library hand the freed memory back to the system and map it
+    again on the next call (``--drop-results`` shows how many page faults that costs).
     """
     results = {}
     for name, call in callers.items():
         for _ in range(warmup):
             results[name] = call()
+        if not keep:
+            results[name] = None
     seconds = {name: [] for name in callers}
+    faults = {name: 0 for name in callers}
     for _ in range(repeats):
         for name, call in callers.items():
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for _ in range(calls):
                 results[name] = call()
+                if not keep:
+                    results[name] = None
             seconds[name].append((time.perf_counter() - start) / calls)
-    return seconds
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+    return seconds, {name: n / (repeats * calls) for name, n in faults.items()}
 
 
-def summarize(seconds):
-    r"""Medians (ms) of each contender and the median of the per-repeat ratios readable/copy."""
+def summarize(seconds, faults):
+    r"""Medians (ms) of each contender, the median of the per-repeat ratios readable/copy, and
+    the page faults per call."""
     out = {f"{name}_ms": 1e3 * statistics.median(t) for name, t in seconds.items()}
     if "copy" in seconds:
         out["ratio"] = statistics.median(r / c for r, c in zip(seconds["readable"],
                                                                 seconds["copy"]))
+    out.update({f"{name}_faults_per_call": n for name, n in faults.items()})
     out["rounds_s"] = seconds
     return out
 
 
-def run(names, dtype, repeats, calls):
+def run(names, dtype, repeats, calls, keep=True):
     results = {}
     for name in names:
         what, build = ROWS[name]
         contenders = {k: v for k, v in build(dtype).items() if v is not None}
         print(f"{name}: {what} ...", file=sys.stderr, flush=True)
-        results[name] = {"what": what, **summarize(time_alternating(contenders, repeats, calls))}
+        results[name] = {"what": what, **summarize(*time_alternating(contenders, repeats, calls,
+                                                                     keep=keep))}
     return results
 
 
 def table(results):
-    lines = ["| row | readable ms | copy ms | readable / copy |", "|---|---|---|---|"]
+    lines = ["| row | readable ms | copy ms | readable / copy | page faults per call |",
+             "|---|---|---|---|---|"]
     for name, r in results.items():
         copy = f"{r['copy_ms']:.1f}" if "copy_ms" in r else "(no copy)"
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
-        lines.append(f"| {r['what']} | {r['readable_ms']:.1f} | {copy} | {ratio} |")
+        faults = " / ".join(f"{r[f'{c}_faults_per_call']:.0f}" for c in ("readable", "copy")
+                            if f"{c}_faults_per_call" in r)
+        lines.append(f"| {r['what']} | {r['readable_ms']:.1f} | {copy} | {ratio} | {faults} |")
     return "\n".join(lines)
 
 
@@ -222,6 +246,9 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--calls", type=int, default=CALLS, help="calls per timed repeat")
+    parser.add_argument("--drop-results", action="store_true",
+                        help="drop each call's result at once instead of keeping it until the "
+                             "next call (see time_alternating)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke run")
     return parse_with_quick(parser, argv, QUICK)
@@ -236,13 +263,15 @@ def main(argv=None):
     env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS",
                                                    "VAE_NUMPY_NUM_THREADS")}
     load_before = os.getloadavg()
-    results = run(names, args.dtype, args.repeats, args.calls)
+    results = run(names, args.dtype, args.repeats, args.calls, keep=not args.drop_results)
     load_after = os.getloadavg()
     print(table(results))
+    kept = "dropped at once" if args.drop_results else "kept until the next call"
     print(f"\n{args.dtype}, medians of {args.repeats} alternating repeats of {args.calls} "
-          f"call(s); {env}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
+          f"call(s), results {kept}; {env}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
           f"after; numpy {np.__version__}, {platform.processor() or platform.machine()}")
     out = {"dtype": args.dtype, "repeats": args.repeats, "calls": args.calls, "env": env,
+           "keep_results": not args.drop_results,
            "loadavg_before": load_before, "loadavg_after": load_after, "rows": results}
     if args.json:
         with atomic_write(args.json, "w") as f:

@@ -99,7 +99,7 @@ def _log_weights(params, x, mu, logvar, eps, cfg):
     (exact, and free of the cancellation in ``z - mu`` when std is small).
 
     The decoder and the likelihood run on blocks of (samples, examples) whose outputs fit in
-    the cache (:func:`vae_numpy.iwae.blocks`, about 0.5 MB each); each row is computed on its
+    the cache (:func:`vae_numpy.iwae.blocks`, about 0.6 MB each); each row is computed on its
     own, so the blocks do not change the numbers. Inputs are not checked (the callers did).
     """
     S, B, J = eps.shape

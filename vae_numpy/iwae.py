@@ -240,11 +240,13 @@ def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean", estimator="iwae")
 
 # Bytes of one block of the (K, B, D) decoder outputs: the likelihood's elementwise passes
 # (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
-# of streaming the whole (K, B, D) stack through memory once per pass. Smaller blocks lost
-# more to Python's per-block overhead than they gained (IW log-likelihood of 100 images at
-# K = 1000, 784-200-200-50, float32: 0.25 MB blocks 18% slower than 0.5 MB); 1.5 MB blocks
-# were 70% slower (temporaries of that size are mapped fresh from the system on every block).
-BLOCK_BYTES = 2**19
+# of streaming the whole (K, B, D) stack through memory once per pass. 640 kB holds two
+# samples of a 100-image batch of 784 float32 pixels. Measured on the IW log-likelihood of 100
+# images at K = 1000 (784-200-200-50, float32, benchmarks/readable_vs_copy.py): 256 kB blocks
+# were 18% slower than 512 kB (Python's overhead per block), 640 kB as fast or a few percent
+# faster, 1 MB up to 47% slower (temporaries that large were mapped fresh from the system on
+# every block unless the C library's allocator had grown its thresholds).
+BLOCK_BYTES = 640 * 1024
 
 
 def blocks(n_samples, batch, row_bytes):
