@@ -410,7 +410,7 @@ PLANTED = {"std": ("z", {"z", "rec"}), "kl_sign": ("kl", {"kl"}), "bce_mean": ("
 @pytest.mark.torch
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
-    pytest.importorskip("torch", reason="planted-bug tests need torch (pip install torch==2.13.0)")
+    pytest.importorskip("torch", reason="planted-bug tests need torch (pip install -e '.[torch]')")
     from torch_vae import run_on_fixture
     cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,))
     fixture = make_fixture(cfg, batch=4, seed=0, reduction=reduction)

@@ -280,7 +280,8 @@ TORCH_REL_TOL = 1e-10
 
 @pytest.fixture
 def torch_iwae():
-    pytest.importorskip("torch", reason="the PyTorch comparison needs torch==2.13.0")
+    pytest.importorskip("torch",
+                        reason="the PyTorch comparison needs torch (pip install -e '.[torch]')")
     import torch_iwae
     return torch_iwae
 

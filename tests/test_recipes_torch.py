@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch recipe needs torch "
-                                            "(pip install torch==2.13.0)")
+                                            "(pip install -e '.[torch]')")
 pytestmark = pytest.mark.torch
 
 from examples_style_torch import BUGS, VAE, loss_function, loss_terms  # noqa: E402

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from ._version import __version__
 from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
     write_fixture
 from .layers import ACTIVATIONS
@@ -36,6 +37,7 @@ def widths(text):
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vae_numpy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fx = commands.add_parser("fixture", help="write a test case (.npz) for another framework")
