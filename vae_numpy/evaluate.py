@@ -442,6 +442,6 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
 
 # --- old names ----------------------------------------------------------------------------------
 
-# Before issue 13 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
+# In 0.1 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
 # gaussian.kl_per_dimension is the (B, J) per-example array; the old name still works.
 kl_per_dimension = mean_kl_per_dimension
