@@ -43,6 +43,12 @@ DTYPE = "float32"
 K_IW = 100                   # importance samples for the IW estimate of -log p(x)
 N_SHOW = 10                  # images per row in the figure
 QUICK = dict(N_TRAIN=1500, N_TEST=200, LATENT_DIM=8, HIDDEN=(64,), EPOCHS=3, K_IW=10)
+# --quick trains too little for the images to show the trade-off; its figures say so
+SMOKE = "smoke run (--quick: {EPOCHS} epochs on {N_TRAIN} images): "
+SMOKE_TITLES = {"rate_distortion": SMOKE + "the trade-off's direction only;\nthe full run "
+                                           "(without --quick) is in docs/evaluation.md",
+                "settings": SMOKE + "too short for the settings' images to differ;\nrun "
+                                    "without --quick to see them"}
 
 
 def parse_args(argv):
@@ -110,10 +116,13 @@ def main(argv=None):
         figure_rows.append((label, reconstruct(params, x_test[:N_SHOW], cfg),
                             sample(params, N_SHOW, cfg, np.random.default_rng(args.seed))))
     print_table(rows)
+    titles = {k: t.format(**hp) if args.quick else None for k, t in SMOKE_TITLES.items()}
     plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
                          [r["rec"] for r in rows],
-                         os.path.join(args.out_dir, "rate_distortion.png"))
-    plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"))
+                         os.path.join(args.out_dir, "rate_distortion.png"),
+                         title=titles["rate_distortion"])
+    plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"),
+                      title=titles["settings"])
     with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
         json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)

@@ -70,7 +70,20 @@ def test_reparam_vs_score(tmp_path):
 def beta_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("beta")
     demo = load_demo("beta_tradeoff")
+    demo.titles = {}
+    for name in ("plot_rate_distortion", "plot_setting_rows"):  # record the figures' titles
+        def recording(*args, _plot=getattr(demo, name), _name=name, **kwargs):
+            demo.titles[_name] = kwargs.get("title")
+            return _plot(*args, **kwargs)
+        setattr(demo, name, recording)
     return demo, {r["label"]: r for r in demo.main(["--quick", "--out-dir", str(out)])}, out
+
+
+def test_beta_tradeoff_quick_figures_say_they_are_a_smoke_run(beta_run):
+    demo, _, _ = beta_run
+    assert set(demo.titles) == {"plot_rate_distortion", "plot_setting_rows"}
+    for title in demo.titles.values():
+        assert title.startswith("smoke run (--quick: 3 epochs on 1500 images)"), title
 
 
 def test_beta_tradeoff_follows_the_theory(beta_run):
