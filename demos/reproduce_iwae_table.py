@@ -27,6 +27,12 @@ binarized once (vae_numpy.data.binarize_test_set, seed 0), K = 5000. Recipes:
              every stage's rate times 3 (3e-3 down to 3e-4): in a pilot of 40,000 steps the
              held-out -ELBO after 31 epochs was 99.0 nats with the rates x3, 106.2 with x1
 
+``--estimator stl`` or ``dreg`` trains an IWAE row with another gradient estimator for the
+encoder (sticking the landing, doubly reparameterized; vae_numpy.iwae); the loss and the decoder's
+gradient stay IWAE's. It is kept in the checkpoint, and ``--resume`` refuses another one.
+``--step readable`` trains with ``loss_and_grads`` / vae_numpy.iwae's step themselves; no faster
+copy remains, so the default step runs the same functions.
+
 ``--rates code`` takes the stage rates of the authors' code (1e-4 * round(10**(1 - i/7), 1));
 their code's Adam (beta1 0.99, second moment started at ones, eps outside the bias
 correction) is not implemented here.
@@ -45,15 +51,15 @@ import numpy as np
 
 import vae_numpy
 from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.errors import NonFiniteError
+from vae_numpy.files.errors import NonFiniteError
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
 from vae_numpy.optim import Adam
 from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import TrainState, format_record, init_output_bias, train
+from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 
 # --- the paper's table (Burda et al. 2016, Table 1, MNIST, one stochastic layer) -----------------
 PAPER = {  # row: (objective, k, test -log p(x) with IW_5000 in nats, active units or None)
@@ -88,7 +94,7 @@ N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
-RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data")
+RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step")
 
 
 def parse_args(argv):
@@ -108,6 +114,13 @@ def parse_args(argv):
                    help="an epoch budget instead (paper recipe: 3280)")
     p.add_argument("--budget-steps", type=int, default=None, help="a step budget instead")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="the IWAE rows' encoder gradient: iwae (the gradient of L_K, the "
+                        "default), stl (sticking the landing) or dreg (doubly reparameterized); "
+                        "kept in the checkpoint, so --resume continues with it")
+    p.add_argument("--step", choices=STEPS, default="default",
+                   help="readable: train with loss_and_grads / vae_numpy.iwae's step "
+                        "themselves; no faster copy remains, so default runs the same")
     p.add_argument("--adam-eps", type=float, default=ADAM["eps"])
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=SEED)
@@ -238,10 +251,12 @@ def run_training(args, ckpt, ckpt_path, x_train, x_held):
         cfg, params, optimizer, opt_state, rng, history, schedule = build(args, x_train)
     budget, batch = budget_of(args)
     objective, k = PAPER[args.row][:2]
+    estimator = (args.estimator or "iwae") if objective == "iwae" else None
     extra = {"args": vars(args), "budget": budget.to_dict(), "schedule": schedule.to_dict(),
-             "batch_size": batch, "objective": objective, "k": k}
-    log(f"row {args.row}: objective {objective}, k {k}, recipe {args.recipe}, batch {batch}, "
-        f"budget {budget.amount:g} {budget.unit}, rates {schedule.name}")
+             "batch_size": batch, "objective": objective, "k": k, "estimator": estimator}
+    via = f", estimator {estimator}" if estimator else ""
+    log(f"row {args.row}: objective {objective}, k {k}{via}, recipe {args.recipe}, batch "
+        f"{batch}, budget {budget.amount:g} {budget.unit}, rates {schedule.name}")
 
     def save(state):
         save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
@@ -252,7 +267,8 @@ def run_training(args, ckpt, ckpt_path, x_train, x_held):
     with np.errstate(over="ignore", invalid="ignore"):
         train(params, cfg, x_train, x_test=x_held, optimizer=optimizer, opt_state=opt_state,
               rng=rng, history=history, epochs=None, batch_size=batch, binarize="dynamic",
-              objective=objective, k=k, schedule=schedule, budget=budget, callback=save)
+              objective=objective, k=k, estimator=estimator, schedule=schedule, budget=budget,
+              callback=save, step=args.step)
     if not history or "examples" in history[-1] or not os.path.exists(ckpt_path):
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))
@@ -300,7 +316,7 @@ def write_report(out_dir, row, metrics):
 
 def write_figures(out_dir, params, cfg, history, image_shape):
     try:
-        from vae_numpy.plotting import plot_loss_curves, plot_samples
+        from vae_numpy.figures.plotting import plot_loss_curves, plot_samples
     except ImportError:   # matplotlib is an extra
         log("matplotlib missing: no figures")
         return []
@@ -375,6 +391,11 @@ def run(args):
         args.data = args.data or ckpt.extra["args"]["data"]
     elif args.data is None:
         raise SystemExit(f"reproduce_iwae_table.py: error: {MNIST_NEEDED}")
+    if args.estimator is not None and PAPER[args.row][0] != "iwae":
+        raise SystemExit(f"--estimator {args.estimator} applies to the IWAE rows "
+                         f"({', '.join(r for r in PAPER if PAPER[r][0] == 'iwae')}); row "
+                         f"{args.row} trains the VAE objective, whose analytic KL has no "
+                         "sticking-the-landing or DReG variant: drop --estimator")
     x_train, x_held, x_test, image_shape = load_splits(args, args.dtype)
     if args.eval_only:
         cfg, params, history, extra = ckpt.config, ckpt.params, ckpt.history, ckpt.extra
@@ -385,6 +406,8 @@ def run(args):
                                                   PAPER[args.row])),
                "recipe": args.recipe, "batch_size": extra["batch_size"],
                "budget": extra["budget"], "schedule": extra["schedule"],
+               "estimator": (history[-1].get("estimator", "iwae")
+                             if history and PAPER[args.row][0] == "iwae" else None),
                "vae_numpy_version": vae_numpy.__version__, "commit": code_version(),
                "config": cfg.to_dict(),
                "args": vars(args), "machine": machine(), "evaluation": evaluation,

@@ -1,4 +1,4 @@
-r"""What the command-line scripts (demos/, benchmarks/) share: the ``--quick`` flag."""
+r"""What the commands and scripts (demos/, benchmarks/) share: the ``--quick`` flag."""
 
 
 def parse_with_quick(parser, argv, quick):
