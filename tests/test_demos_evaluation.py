@@ -148,3 +148,13 @@ def test_evaluate_demo_prints_what_bits_per_dim_means(checkpoint, tmp_path, caps
     assert f"({r['bits_per_dim_note']})" in out and f"{r['iw_bits_per_dim']:.4f}" in out
     assert "density" in ev.bits_per_dim_note("gaussian") and "negative" in \
         ev.bits_per_dim_note("continuous_bernoulli")
+
+
+def test_evaluate_header_says_how_the_test_images_are_binarized(checkpoint, tmp_path, capsys):
+    r"""The model trained on dynamically binarized images; the evaluation binarizes the test
+    images once with a fixed seed, and its header and evaluation.json say that."""
+    r = load_demo("evaluate").main([str(checkpoint), "--quick", "--out-dir", str(tmp_path)])
+    header = [line for line in capsys.readouterr().err.splitlines() if line.startswith("data ")]
+    assert len(header) == 1 and "binarized once with a fixed seed" in header[0], header
+    assert "test images, binarize=dynamic" not in header[0]
+    assert r["test_images"].startswith("binarized once") and r["train_binarize"] == "dynamic"

@@ -7,6 +7,7 @@ import pytest
 
 import vae_numpy as vn
 from vae_numpy import gradcheck
+from vae_numpy.commands import progress
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, check_vjp, failures
 
 WRONG_BY = 1e-4  # a relative error 1000x above the tolerance must be caught
@@ -171,8 +172,8 @@ def progress_of(monkeypatch, tty, loss_fn=lambda a: 0.5 * np.sum(a**2)):
     r"""Everything check_params writes to stderr with progress forced on, lines every entry."""
     stream = Stream(tty)
     monkeypatch.setattr(sys, "stderr", stream)
-    monkeypatch.setattr(gradcheck, "PROGRESS_EVERY_TTY", 0.0)
-    monkeypatch.setattr(gradcheck, "PROGRESS_EVERY_LOG", 0.0)
+    monkeypatch.setattr(progress, "TTY_EVERY", 0.0)
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
     a, b = np.arange(5.0), np.arange(3.0)
     params = {"a": a, "b": b}
     try:
@@ -187,20 +188,21 @@ def test_progress_into_a_log_is_whole_lines_without_carriage_returns(monkeypatch
     text = progress_of(monkeypatch, tty=False)
     assert "\r" not in text and "\x1b" not in text and text.endswith("\n")
     lines = text.splitlines()
-    assert lines[0].startswith("gradcheck: 1 of 8 entries, tensor 1 of 2 (a)")
-    assert lines[-1].startswith("gradcheck: 8 of 8 entries, tensor 2 of 2 (b)")
+    assert lines[0] == "gradcheck: 1 of 8 entries, tensor 1 of 2 (a)"
+    assert lines[-2] == "gradcheck: 8 of 8 entries, tensor 2 of 2 (b)"
+    assert lines[-1] == "gradcheck: 8 entries of 2 tensors checked"
 
 
 def test_progress_on_a_terminal_is_one_line_rewritten_and_ended(monkeypatch):
     text = progress_of(monkeypatch, tty=True)
     assert text.count("\n") == 1 and text.endswith("\n") and text.count("\r") >= 8
-    assert text.split("\r")[-1].startswith("gradcheck: 8 of 8 entries")
+    assert text.split("\r")[-1].startswith("gradcheck: 8 entries of 2 tensors checked")
 
 
 def test_an_error_ends_the_open_progress_line_before_the_message(monkeypatch):
     stream = Stream(True)
     monkeypatch.setattr(sys, "stderr", stream)
-    monkeypatch.setattr(gradcheck, "PROGRESS_EVERY_TTY", 0.0)
+    monkeypatch.setattr(progress, "TTY_EVERY", 0.0)
     a = np.arange(4.0)
     calls = []
 

@@ -32,11 +32,11 @@ checks every entry. What sampling can miss, for a tensor of N entries of which n
   gradient scaled by 1 + 1e-4 is caught in each of 784-400-20's tensors,
   tests/test_gradcheck.py).
 """
-import sys
-import time
 import zlib
 
 import numpy as np
+
+from .commands.progress import Progress
 
 DEFAULT_STEP = 1e-5  # h: truncation ~h**2 = 1e-10, round-off ~1e-16 * |f| / h = 1e-11 * |f|
 TOLERANCE_FLOAT64 = 1e-7  # the project's bar; observed errors are ~1e-9 or smaller
@@ -48,8 +48,6 @@ _TINY = 1e-30  # avoids 0 / 0 when both gradients are exactly zero
 SAMPLED_ENTRIES = 32
 FULL_CHECK_MAX = 256
 PROGRESS_AFTER = 1.0  # s: a check that finishes sooner prints nothing
-PROGRESS_EVERY_TTY = 0.2  # s between rewrites of the progress line on a terminal
-PROGRESS_EVERY_LOG = 10.0  # s between whole progress lines when stderr is a file or a pipe
 
 
 def rel_error(analytic, numerical):
@@ -160,7 +158,8 @@ def check_params(loss_fn, params, grads, h=None, keys=None, entries=SAMPLED_ENTR
     entries : int or None, entries per tensor (None: all)
     seed : int, seeds the sample
     progress : bool or None. None (default): a progress line on stderr once the check has run
-        for PROGRESS_AFTER seconds; True: from the start; False: never.
+        for PROGRESS_AFTER seconds; True: from the start; False: never
+        (:class:`vae_numpy.commands.progress.Progress`).
 
     Returns
     -------
@@ -178,16 +177,22 @@ def check_params(loss_fn, params, grads, h=None, keys=None, entries=SAMPLED_ENTR
     h = default_step(loss_fn()) if h is None else h
     names = list(keys or params)
     index = {k: sample_index(k, np.size(params[k]), entries, seed) for k in names}
-    meter = _Progress(sum(len(i) for i in index.values()), len(names), progress)
+    total, done = sum(len(i) for i in index.values()), 0
     errors = {}
-    with meter:
-        for k in names:
-            meter.tensor(k)
-            numerical = numerical_entries(loss_fn, params[k], index[k], h, meter.entries)
+    with Progress(enabled=progress is not False,
+                  delay=PROGRESS_AFTER if progress is None else 0.0) as meter:
+        for count, k in enumerate(names, 1):
+            def status(n, k=k, count=count, before=done):
+                meter.status(f"gradcheck: {before + n} of {total} entries, tensor {count} of "
+                             f"{len(names)} ({k})")
+            numerical = numerical_entries(loss_fn, params[k], index[k], h, status)
+            done += len(index[k])
             analytic = np.asarray(grads[k]).reshape(-1)
             scale = max(np.max(np.abs(analytic), initial=0), np.max(np.abs(numerical), initial=0),
                         _TINY)
             errors[k] = float(np.max(np.abs(analytic[index[k]] - numerical), initial=0) / scale)
+        if meter.shown:
+            meter.line(f"gradcheck: {total} entries of {len(names)} tensors checked")
     return errors
 
 
@@ -199,51 +204,6 @@ def sample_index(name, size, entries=SAMPLED_ENTRIES, seed=0):
         return np.arange(size)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     return np.sort(rng.choice(size, size=entries, replace=False))
-
-
-class _Progress:
-    r"""The progress line of :func:`check_params` on stderr: rewritten in place on a terminal,
-    whole lines every PROGRESS_EVERY_LOG seconds otherwise; an exception ends an open line."""
-
-    def __init__(self, total, tensors, show):
-        self.total, self.tensors, self.show = total, tensors, show
-        self.stream = sys.stderr
-        self.tty = self.stream.isatty()
-        self.start = time.perf_counter()
-        self.last = -np.inf if show else self.start  # progress=True: a line at the first entry
-        self.done_before, self.done, self.name, self.count = 0, 0, "", 0
-        self.open = False  # a rewritten line is on the terminal without its newline
-        self.wrote = False
-
-    def __enter__(self):
-        return self
-
-    def tensor(self, name):
-        self.done_before, self.name, self.count = self.done, name, self.count + 1
-
-    def entries(self, n):
-        self.done = self.done_before + n
-        now = time.perf_counter()
-        if self.show is False or (self.show is None and now - self.start < PROGRESS_AFTER):
-            return
-        if now - self.last >= (PROGRESS_EVERY_TTY if self.tty else PROGRESS_EVERY_LOG):
-            self.last = now
-            self._write(now)
-
-    def _write(self, now):
-        line = (f"gradcheck: {self.done} of {self.total} entries, tensor {self.count} of "
-                f"{self.tensors} ({self.name}), {now - self.start:.0f} s")
-        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.open, self.wrote = self.tty, True
-        self.stream.flush()
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None and self.wrote:  # the final count, once something was shown
-            self._write(time.perf_counter())
-        if self.open:  # end the line (before an error's message too)
-            self.stream.write("\n")
-            self.stream.flush()
-        return False
 
 
 def failures(errors, tol=TOLERANCE_FLOAT64):

@@ -88,6 +88,16 @@ def test_images(ckpt, data_arg, n):
     return x[:n], source, binarize
 
 
+def test_set_treatment(train_binarize):
+    r"""What the evaluation does to the test images, for a model trained with ``binarize``:
+    never the training's per-minibatch draw (an evaluation of "dynamic" binarization would
+    change with every run)."""
+    if train_binarize == "none":
+        return "not binarized (the model was trained on them as they are)"
+    return (f"binarized once with a fixed seed, binarize_test_set (the model was trained with "
+            f"binarize={train_binarize})")
+
+
 def fail(message):
     r"""End the command with one line on stderr and exit status 1 (no traceback); the library
     raises, the command line turns what a user can act on into this line."""
@@ -107,12 +117,14 @@ def run(args):
     ckpt = load_checkpoint(args.checkpoint)
     x, source, binarize = test_images(ckpt, args.data, args.n)
     log(f"model {ckpt.config.to_json()}")
-    log(f"data {source}: first {len(x)} test images, binarize={binarize}; K = {args.k}")
+    log(f"data {source}: first {len(x)} test images, {test_set_treatment(binarize)}; "
+        f"K = {args.k}")
     result = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
                             rng=np.random.default_rng(args.seed),
                             want_bits_per_dim=args.bits_per_dim,
                             batch_size=args.batch_size, chunk_size=args.chunk_size)
-    result.update(checkpoint=str(args.checkpoint), data=str(source), binarize=binarize,
+    result.update(checkpoint=str(args.checkpoint), data=str(source),
+                  test_images=test_set_treatment(binarize), train_binarize=binarize,
                   seed=args.seed, config=ckpt.config.to_dict())
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
