@@ -23,15 +23,22 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import VAEConfig, init_params, reconstruct, sample
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.figures.diagnostic_plots import plot_rate_distortion, plot_setting_rows
-from vae_numpy.evaluate import evaluate_model
-from vae_numpy.optim import Adam
-from vae_numpy.train import init_output_bias, train
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy import VAEConfig, init_params, reconstruct, sample  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import (plot_rate_distortion,  # noqa: E402
+                                               plot_setting_rows)
+from vae_numpy.evaluate import evaluate_model  # noqa: E402
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.train import init_output_bias, train  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 BETAS = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -56,6 +63,7 @@ def parse_args(argv):
     parser.add_argument("--out-dir", default="runs/beta_tradeoff")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -103,6 +111,7 @@ def main(argv=None):
     if args.quick:
         hp.update(QUICK)
     os.makedirs(args.out_dir, exist_ok=True)
+    log(describe(thread_choice()))
     data = load_dataset("synthetic", dtype=np.dtype(DTYPE), n_train=hp["N_TRAIN"],
                         n_test=hp["N_TEST"], seed=args.seed)
     x_test = binarize_test_set(data.x_test)
@@ -124,7 +133,8 @@ def main(argv=None):
     plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"),
                       title=titles["settings"])
     with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
-        json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
+        json.dump({"threads": thread_choice(),
+                   "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)
     return rows
 

@@ -47,19 +47,26 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-import vae_numpy
-from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.commands.flags import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.files.errors import NonFiniteError
-from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
-from vae_numpy.optim import Adam
-from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+import vae_numpy  # noqa: E402
+from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
+from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.files.errors import NonFiniteError  # noqa: E402
+from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr  # noqa: E402
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule  # noqa: E402
+from vae_numpy.train import (ESTIMATORS, STEPS, TrainState, format_record,  # noqa: E402
+                             init_output_bias, train)
 
 # --- the paper's table (Burda et al. 2016, Table 1, MNIST, one stochastic layer) -----------------
 PAPER = {  # row: (objective, k, test -log p(x) with IW_5000 in nats, active units or None)
@@ -94,7 +101,8 @@ N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
-RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step")
+RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step",
+             "threads")
 
 
 def parse_args(argv):
@@ -136,7 +144,9 @@ def parse_args(argv):
                    help="copy the results into this directory and rebuild docs/reproduction.md")
     p.add_argument("--docs-page", default=DOCS_TABLE,
                    help="the page whose table --publish rebuilds")
-    p.add_argument("--quick", action="store_true", help=f"a smoke run on synthetic digits: {QUICK} unless given")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run on synthetic digits: {QUICK} unless given")
+    add_threads_flag(p)
     args = parse_with_quick(p, argv, QUICK)
     if args.quick and args.data is None and not (args.resume or args.eval_only):
         args.data = "synthetic"  # as the main demo's --quick; a resumed run keeps its data
@@ -180,8 +190,9 @@ def machine():
         blas = f"{blas.get('name')} {blas.get('version')}"
     except Exception:   # the config layout differs between NumPy versions
         blas = "unknown"
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas, "openblas_threads": threads,
+    threads = thread_choice()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas,
+            "openblas_threads": threads["threads"], "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else None}
@@ -199,6 +210,7 @@ def code_version():
 
 def load_splits(args, dtype):
     r"""Training images, the binarized held-out and test images."""
+    log(describe(thread_choice()))
     log(f"loading {args.data} ...")
     data = load_dataset(args.data, dtype=np.dtype(dtype))
     n_train, n_held = args.n_train, args.n_held_out

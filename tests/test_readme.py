@@ -2,7 +2,8 @@
 
 Each fenced block follows a marker line naming what it is:
 
-    <!-- readme-example ... -->     Python; the examples run in order in one namespace
+    <!-- readme-example ... -->     Python; the examples run in order in one namespace (one
+                                     marked "fresh interpreter" runs alone in a new process)
     <!-- demo-command -->            the main demo; run here with --quick appended (the full run
                                      trains 50 epochs, too long for the suite)
     <!-- test-command -->            this suite itself (.ci/run runs it word for word)
@@ -83,13 +84,30 @@ def test_no_command_hides_in_an_indented_block():
 
 @pytest.mark.slow
 def test_readme_examples_run_in_order(capsys):
-    examples = of_kind("readme-example")
+    examples = [e for e in of_kind("readme-example") if "fresh interpreter" not in e[0]]
     assert len(examples) >= 2
     namespace = {}
     for _, code, line in examples:
         exec(compile("\n" * (line) + code, str(README), "exec"), namespace)
     assert "-ELBO" in capsys.readouterr().out
     assert "errors" in namespace and not namespace["failures"](namespace["errors"])
+
+
+def test_the_thread_example_gives_numpy_one_thread(tmp_path):
+    r"""The library user's recipe, in a new interpreter with no thread variable set: OpenBLAS
+    starts no worker thread (Linux: counted in /proc)."""
+    (_, code, _), = [e for e in of_kind("readme-example") if "fresh interpreter" in e[0]]
+    if not Path("/proc/self/status").exists():
+        pytest.skip("counts threads through /proc (Linux)")
+    check = ("\nnp.ones((300, 300)) @ np.ones((300, 300))\n"
+             "print(next(l.split()[1] for l in open('/proc/self/status') "
+             "if l.startswith('Threads')))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code + check], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
 
 
 def test_the_demo_command_runs_with_quick(tmp_path):
