@@ -60,7 +60,7 @@ from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
-from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.data import MNIST_SOURCES, binarize_test_set, load_dataset  # noqa: E402
 from vae_numpy.files.errors import NonFiniteError  # noqa: E402
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr  # noqa: E402
 from vae_numpy.optim import Adam  # noqa: E402
@@ -90,13 +90,9 @@ SEED = 0
 RECIPES = {"paper": dict(batch_size=20, epochs=BURDA_EPOCHS, lr_scale=1.0),
            "budget": dict(batch_size=100, budget_minutes=60.0, lr_scale=3.0)}
 QUICK = dict(n_train=500, n_held_out=50, n_test=100, eval_k=50, budget_steps=30)
-MNIST_NEEDED = ("--data is required: the paper's table is on MNIST. Download the Keras-layout "
-                "file https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz "
-                "(11 MB; or the four IDX files train-images-idx3-ubyte.gz, "
-                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-                "t10k-labels-idx1-ubyte.gz, into one directory), put it anywhere, for example "
-                "data/mnist.npz, and pass --data data/mnist.npz (or the directory). --quick runs "
-                "on the built-in synthetic digits without it.")
+MNIST_NEEDED = (f"--data is required: the paper's table is on MNIST. {MNIST_SOURCES} "
+                "(--data data/mnist.npz). --quick runs on the built-in synthetic digits "
+                "without it.")
 N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
