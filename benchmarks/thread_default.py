@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's vae_numpy, for atomic_write and parse_with_quick
 
-from vae_numpy.atomic import atomic_write  # noqa: E402
-from vae_numpy.cli import parse_with_quick  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "VAE_NUMPY_NUM_THREADS")

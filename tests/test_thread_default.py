@@ -151,3 +151,18 @@ def test_the_compare_exit_codes_are_the_verdicts():
     from vae_numpy.__main__ import EXIT_CODES
     from vae_numpy.crosscheck import FAIL, INCOMPLETE, PASS
     assert EXIT_CODES == {PASS: 0, FAIL: 1, INCOMPLETE: 3}
+
+
+def test_the_thread_benchmark_starts_each_way_and_judges_by_its_bar():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("thread_default",
+                                                  ROOT / "benchmarks" / "thread_default.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert not set(THREAD_VARIABLES) & set(bench.environment("default"))  # the demo decides
+    assert all(bench.environment("2 threads")[k] == "2" for k in THREAD_VARIABLES)
+    busy = {"default": 12.4, "1 thread": 10.0, "2 threads": 30.0}
+    assert bench.verdict(busy, "busy") == (1.24, bench.BUSY_BAR, True)
+    quiet = {"default": 10.0, "1 thread": 10.0, "2 threads": 8.0}  # default 1.25 x the best
+    ratio, bar, holds = bench.verdict(quiet, "quiet")
+    assert ratio == pytest.approx(1.25) and bar == bench.QUIET_BAR and not holds

@@ -43,7 +43,7 @@ reported; when several fit, the report says that they fit equally.
 
 * *The noise the gradients imply*, for mistakes the forward values do not show (logvar detached
   on the sampling path) or show only as a wrong z (the model drew its own noise): see
-  :func:`implied_noise`.
+  :func:`noise_causes` and the comment above :func:`noise_from_gradients`.
 """
 import itertools
 from dataclasses import dataclass
