@@ -2,10 +2,10 @@ r"""The thread count of a command: one BLAS thread unless the user says otherwis
 
 OpenBLAS (NumPy's BLAS) reads ``OPENBLAS_NUM_THREADS`` once, when numpy is first imported, and
 by default starts one thread per core. On a machine that also runs other work those threads
-wait on each other: ``python benchmarks/thread_default.py --load busy --quick`` (two CPU-bound
-processes beside the main demo's --quick run, 2 cores) measured 104 s with OpenBLAS's default
-against 32 s at one thread, while on a quiet machine a second thread saves at most ~15% at
-these sizes (README, "Speed"). So the commands (``python -m vae_numpy``, ``vae-numpy``, the
+wait on each other: ``python benchmarks/thread_default.py --load busy --quick --repeats 3``
+(two CPU-bound processes beside the main demo's --quick run, 2 cores) measured 52 s with two
+threads, OpenBLAS's default there, against 15.5 s with one (medians of 3), while on a quiet
+machine a second thread saves at most ~15% at these sizes (README, "Speed"). So the commands (``python -m vae_numpy``, ``vae-numpy``, the
 demos) start with one thread:
 
 1. ``--threads N``: N threads;
