@@ -53,19 +53,26 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-import vae_numpy
-from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.commands.flags import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.files.errors import NonFiniteError
-from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
-from vae_numpy.optim import Adam
-from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+import vae_numpy  # noqa: E402
+from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
+from vae_numpy.data import MNIST_SOURCES, binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.files.errors import NonFiniteError  # noqa: E402
+from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr  # noqa: E402
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule  # noqa: E402
+from vae_numpy.train import (ESTIMATORS, STEPS, TrainState, format_record,  # noqa: E402
+                             init_output_bias, train)
 
 # --- the paper's table (Burda et al. 2016, arXiv v4, Table 1, MNIST, one stochastic layer) -------
 # row: (objective, k, test -log p(x) with IW_5000 in nats, active units). The paper reports the
@@ -93,20 +100,23 @@ SEED = 0
 RECIPES = {"paper": dict(batch_size=20, epochs=BURDA_EPOCHS, lr_scale=1.0),
            "budget": dict(batch_size=100, budget_minutes=60.0, lr_scale=3.0)}
 QUICK = dict(n_train=500, n_held_out=50, n_test=100, eval_k=50, budget_steps=30)
+MNIST_NEEDED = (f"--data is required: the paper's table is on MNIST. {MNIST_SOURCES} "
+                "(--data data/mnist.npz). --quick runs on the built-in synthetic digits "
+                "without it.")
 N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
 DOCS_RESULTS = os.path.join("docs", "results", "burda2016")   # one published row per directory
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
 RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step",
-             "rebuild_docs")
+             "rebuild_docs", "threads")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=None, help="MNIST (.npz, IDX directory, ...); 'synthetic' "
-                   "only for a smoke test")
+                   "only for a smoke test (the default with --quick)")
     p.add_argument("--row", choices=sorted(PAPER), default="vae")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="budget")
     p.add_argument("--rates", choices=["paper", "code"], default="paper",
@@ -144,8 +154,12 @@ def parse_args(argv):
     p.add_argument("--rebuild-docs", action="store_true",
                    help=f"no training: rebuild --docs-page's table and each row's "
                         f"reproduction.md from the metrics.json files under {DOCS_RESULTS}")
-    p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK} unless given")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run on synthetic digits: {QUICK} unless given")
+    add_threads_flag(p)
     args = parse_with_quick(p, argv, QUICK)
+    if args.quick and args.data is None and not (args.resume or args.eval_only):
+        args.data = "synthetic"  # as the main demo's --quick; a resumed run keeps its data
     if args.lr_scale is None:
         args.lr_scale = RECIPES[args.recipe]["lr_scale"]
     return args
@@ -186,8 +200,9 @@ def machine():
         blas = f"{blas.get('name')} {blas.get('version')}"
     except Exception:   # the config layout differs between NumPy versions
         blas = "unknown"
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas, "openblas_threads": threads,
+    threads = thread_choice()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas,
+            "openblas_threads": threads["threads"], "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else None}
@@ -205,6 +220,7 @@ def code_version():
 
 def load_splits(args, dtype):
     r"""Training images, the binarized held-out and test images."""
+    log(describe(thread_choice()))
     log(f"loading {args.data} ...")
     data = load_dataset(args.data, dtype=np.dtype(dtype))
     n_train, n_held = args.n_train, args.n_held_out
@@ -426,7 +442,7 @@ def run(args):
         restore_args(args, ckpt.extra["args"], keep)
         args.data = args.data or ckpt.extra["args"]["data"]
     elif args.data is None:
-        raise SystemExit("--data is required (MNIST: a .npz, or the IDX directory)")
+        raise SystemExit(f"reproduce_iwae_table.py: error: {MNIST_NEEDED}")
     if args.estimator is not None and PAPER[args.row][0] != "iwae":
         raise SystemExit(f"--estimator {args.estimator} applies to the IWAE rows "
                          f"({', '.join(r for r in PAPER if PAPER[r][0] == 'iwae')}); row "

@@ -11,16 +11,17 @@ r"""Command line: ``python -m vae_numpy train|evaluate|fixture|compare ...`` (or
 Exit codes of compare: 0 PASS, 1 FAIL, 3 INCOMPLETE (nothing compared disagrees, but the loss
 or a gradient is missing or a key was not recognised), 2 a usage or file error. Output piped
 into a reader that stops early (``| head``) ends the command quietly with its usual code.
+
+Every command runs on one BLAS thread unless given ``--threads N`` or the thread variables
+(vae_numpy.commands.threads), set before numpy is imported: this module imports the numpy side
+of the package inside the functions that need it, after :func:`main` has set them.
 """
 import argparse
 import os
 import sys
 
-from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
-    write_fixture
-from .layers import ACTIVATIONS
-from .likelihoods import LIKELIHOODS
-from .model import DTYPES, REDUCTIONS, VAEConfig
+from ._version import __version__
+from .commands.threads import add_threads_flag, set_thread_default
 
 
 def widths(text):
@@ -56,8 +57,13 @@ def run_script_command(name, argv):
 
 
 def build_parser():
+    from .crosscheck import LOGVAR_HEADS
+    from .layers import ACTIVATIONS
+    from .likelihoods import LIKELIHOODS
+    from .model import DTYPES, REDUCTIONS
     parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vae_numpy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
         commands.add_parser(name, help=text + f" (see `{parser.prog} {name} --help`)",
@@ -82,6 +88,7 @@ def build_parser():
     fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
     fx.add_argument("--seed", type=int, default=0)
     fx.add_argument("--dtype", choices=DTYPES, default="float64")
+    add_threads_flag(fx)
 
     cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
     cmp.add_argument("fixture", help="fixture .npz from `python -m vae_numpy fixture`")
@@ -96,13 +103,16 @@ def build_parser():
     cmp.add_argument("--require-all", action="store_true",
                      help="no effect since 0.2 (kept for scripts): the loss and every "
                           "gradient are always required, a missing one gives INCOMPLETE")
+    add_threads_flag(cmp)
     return parser
 
 
-EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}  # crosscheck's PASS, FAIL, INCOMPLETE
 
 
 def run_fixture(args):
+    from .crosscheck import make_fixture, write_fixture
+    from .model import VAEConfig
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
@@ -119,6 +129,7 @@ def run_fixture(args):
 
 
 def run_compare(args):
+    from .crosscheck import compare_files
     report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
                            dtype=args.dtype, logvar_head=args.logvar_head)
     args.exit_code = EXIT_CODES[report.status]  # known before printing, kept if the pipe closes
@@ -128,6 +139,7 @@ def run_compare(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    set_thread_default(argv)  # before anything imports numpy
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)

@@ -41,6 +41,7 @@ from ..optim import OPTIMIZERS
 from ..schedule import Budget, burda_schedule
 from ..train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 from .flags import parse_with_quick
+from .threads import add_threads_flag, describe, thread_choice
 
 PROG = "vae-numpy train"    # the command's name in its usage and error lines
 
@@ -64,7 +65,7 @@ N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, u
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
 # Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
-RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step")
+RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step", "threads")
 # Flags that may change when a run is resumed: given with --resume, they replace the
 # checkpoint's value from the next epoch on (logged, and listed in metrics.json under
 # "resume_changes"). Any other flag given with --resume that differs from the checkpoint is
@@ -161,6 +162,7 @@ def build_parser():
                         "(architecture, data and training flags come from the checkpoint; "
                         f"{', '.join('--' + f.replace('_', '-') for f in RESUME_MAY_CHANGE)} "
                         "may be given to change them)")
+    add_threads_flag(p)
     return p
 
 
@@ -353,8 +355,10 @@ def run(args, given, argv):
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
     command = PROG.split() + list(sys.argv[1:] if argv is None else argv)
     extra = {"args": vars(args), "command": command, "resume_changes": changes,
-             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
+             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test),
+             "threads": thread_choice()}
     log(f"model: {cfg.to_json()}")
+    log(describe(extra["threads"]))
     saved = {"epoch": len(history) if args.resume else None}
 
     def save(state):   # refuses (NonFiniteError) to write a diverged model over a good one
