@@ -11,10 +11,10 @@ Bernoulli, Adam, batch 128, float32) on the built-in synthetic digits, ``--epoch
 figures: what a user waits for). Three ways to start it, alternated within each repeat so a
 change of load hits all three alike:
 
-    default   the thread variables (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS,
-              VAE_NUMPY_NUM_THREADS) removed from the environment: the demo's own choice
-    1 thread  all four set to 1
-    2 threads all four set to 2
+    default   the thread variables (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS)
+              removed from the environment: the demo's own choice
+    1 thread  all three set to 1
+    2 threads all three set to 2
 
 ``--load busy`` starts two CPU-bound Python loops (one per core of a 2-core machine) for the
 whole measurement and stops them at the end; ``--load quiet`` starts nothing and is only
@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT))  # the checkout's vae_numpy, for atomic_write and 
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "VAE_NUMPY_NUM_THREADS")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DEMO = ROOT / "demos" / "train_mnist.py"
 DEMO_ARGS = ("--epochs", "3", "--n-train", "5000", "--n-test", "1000")
 QUICK_DEMO_ARGS = ("--quick",)

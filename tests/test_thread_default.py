@@ -64,9 +64,9 @@ def test_the_users_variables_are_kept_and_fill_the_unset_ones():
     choice, environment = choose(OPENBLAS_NUM_THREADS="2")
     assert choice["threads"] == 2 and "OPENBLAS_NUM_THREADS=2" in choice["source"]
     assert environment == {k: "2" for k in THREAD_VARIABLES}
-    _, environment = choose(OMP_NUM_THREADS="4", VAE_NUMPY_NUM_THREADS="1")
+    _, environment = choose(OMP_NUM_THREADS="4", MKL_NUM_THREADS="1")
     assert environment == {"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "4",
-                           "MKL_NUM_THREADS": "4", "VAE_NUMPY_NUM_THREADS": "1"}
+                           "MKL_NUM_THREADS": "1"}
 
 
 def test_the_blas_runs_with_the_chosen_threads():

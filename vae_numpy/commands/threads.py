@@ -24,10 +24,9 @@ import argparse
 import os
 import sys
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "VAE_NUMPY_NUM_THREADS")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DEFAULT_THREADS = 1
-FLAG_HELP = (f"threads for NumPy's BLAS and vae_numpy's own splitting (default "
+FLAG_HELP = (f"threads for NumPy's BLAS (default "
              f"{DEFAULT_THREADS}, or what {THREAD_VARIABLES[0]} says; one is fastest on a busy "
              "machine and within ~15%% of two on a quiet one)")
 
