@@ -5,7 +5,7 @@ p(x) = N(b, W.T W + sigma**2 I) and a Gaussian posterior p(z|x), both in closed 
 (vae_numpy.linear_gaussian). With an encoder q(z|x) that is not the posterior, this demo shows
 
     log p(x) - ELBO = KL(q(z|x) || p(z|x))         (closed form vs Monte Carlo)
-    ELBO <= IW_K <= log p(x), IW_K -> log p(x)      (Burda et al. 2015)
+    ELBO <= IW_K <= log p(x), IW_K -> log p(x)      (Burda et al. 2016)
 
 and prints the numbers behind the figure ``elbo_gap.png``.
 
@@ -16,11 +16,17 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import linear_gaussian as lg
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.figures.diagnostic_plots import plot_bound_gaps
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy import linear_gaussian as lg  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import plot_bound_gaps  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 INPUT_DIM, LATENT_DIM, SIGMA = 12, 4, 0.5
@@ -40,6 +46,7 @@ def parse_args(argv):
     parser.add_argument("--out-dir", default="runs/elbo_gap")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -73,12 +80,14 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     W, b, params = build_model(rng)
     x = lg.sample_data(hp["N_EXAMPLES"], W, b, SIGMA, rng)
+    print(describe(thread_choice()), file=sys.stderr)
     print(f"linear-Gaussian VAE, D = {INPUT_DIM}, J = {LATENT_DIM}, sigma = {SIGMA}, "
           f"{len(x)} examples", file=sys.stderr)
     bounds = lg.compare_bounds(params, x, W, b, SIGMA, hp["KS"], rng, hp["N_ELBO_SAMPLES"])
     summary = lg.summarize_bounds(bounds)
     print_table(summary)
     plot_bound_gaps(summary, os.path.join(args.out_dir, "elbo_gap.png"))
+    summary["threads"] = thread_choice()
     with atomic_write(os.path.join(args.out_dir, "elbo_gap.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

@@ -1,5 +1,8 @@
 r"""Reproduce a row of Burda, Grosse & Salakhutdinov (2016), Table 1: MNIST, one stochastic layer.
 
+The paper: Importance Weighted Autoencoders, ICLR 2016, arXiv:1509.00519v4 (its table is the
+one quoted here; the first arXiv version's numbers differ).
+
     python demos/reproduce_iwae_table.py --data mnist.npz --row vae --budget-minutes 60 \
         --out-dir runs/burda_vae
     python demos/reproduce_iwae_table.py --data mnist.npz --row iwae5 --budget-minutes 120 \
@@ -11,10 +14,13 @@ and budget clock), then evaluates -IW_5000 on all 10,000 test images and the act
 and writes into --out-dir: checkpoint.npz, metrics.json, reproduction.md (paper vs. this run,
 with epochs, wall time and the machine), learning_curve.png, samples.png. ``--publish DIR``
 copies those into DIR (e.g. docs/results/burda2016/vae) and rebuilds the table of
-docs/reproduction.md from every published row.
+docs/reproduction.md from every published row; ``--rebuild-docs`` rebuilds that table and each
+published row's reproduction.md from the published metrics.json files and :data:`PAPER`,
+without training (after a change to PAPER or to the table's format).
 
-The protocol (the paper's text, Sec. 5): the first 59,600 training images train, the last 400
-are held out for per-epoch monitoring (never the test set); training minibatches are binarized
+The protocol (docs/reproduction.md sets the paper's text, the authors' code and this script
+side by side): the first 59,600 training images train, the last 400 are held out for
+per-epoch monitoring (never the test set); training minibatches are binarized
 dynamically; encoder 784-200-200 tanh to a 50-dimensional diagonal Gaussian (we output logvar,
 they log sigma: the same family), decoder 50-200-200 tanh to 784 Bernoulli logits, output bias
 at the logit of the training mean clipped to [0.001, 0.999]; Adam (0.9, 0.999, eps 1e-4);
@@ -47,26 +53,37 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-import vae_numpy
-from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.commands.flags import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.files.errors import NonFiniteError
-from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
-from vae_numpy.optim import Adam
-from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
 
-# --- the paper's table (Burda et al. 2016, Table 1, MNIST, one stochastic layer) -----------------
-PAPER = {  # row: (objective, k, test -log p(x) with IW_5000 in nats, active units or None)
+import numpy as np  # noqa: E402
+
+import vae_numpy  # noqa: E402
+from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
+from vae_numpy.data import MNIST_SOURCES, binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.files.errors import NonFiniteError  # noqa: E402
+from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr  # noqa: E402
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule  # noqa: E402
+from vae_numpy.train import (ESTIMATORS, STEPS, TrainState, format_record,  # noqa: E402
+                             init_output_bias, train)
+
+# --- the paper's table (Burda et al. 2016, arXiv v4, Table 1, MNIST, one stochastic layer) -------
+# row: (objective, k, test -log p(x) with IW_5000 in nats, active units). The paper reports the
+# active units of every row; None marks a value not yet transcribed and checked against the
+# paper (the table prints "reported, not transcribed"), never "not reported".
+PAPER = {
     "vae": ("vae", 1, 86.76, 19),
     "iwae5": ("iwae", 5, 85.54, None),
     "iwae50": ("iwae", 50, 84.78, None),
 }
+PAPER_UNITS_UNCHECKED = "reported, not transcribed"
 # --- the protocol --------------------------------------------------------------------------------
 N_TRAIN = 59600          # the first 59,600 training images train ...
 N_HELD_OUT = 400         # ... the last 400 are the held-out monitoring set
@@ -83,18 +100,23 @@ SEED = 0
 RECIPES = {"paper": dict(batch_size=20, epochs=BURDA_EPOCHS, lr_scale=1.0),
            "budget": dict(batch_size=100, budget_minutes=60.0, lr_scale=3.0)}
 QUICK = dict(n_train=500, n_held_out=50, n_test=100, eval_k=50, budget_steps=30)
+MNIST_NEEDED = (f"--data is required: the paper's table is on MNIST. {MNIST_SOURCES} "
+                "(--data data/mnist.npz). --quick runs on the built-in synthetic digits "
+                "without it.")
 N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
+DOCS_RESULTS = os.path.join("docs", "results", "burda2016")   # one published row per directory
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
-RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step")
+RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "step",
+             "rebuild_docs", "threads")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=None, help="MNIST (.npz, IDX directory, ...); 'synthetic' "
-                   "only for a smoke test")
+                   "only for a smoke test (the default with --quick)")
     p.add_argument("--row", choices=sorted(PAPER), default="vae")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="budget")
     p.add_argument("--rates", choices=["paper", "code"], default="paper",
@@ -129,8 +151,15 @@ def parse_args(argv):
                    help="copy the results into this directory and rebuild docs/reproduction.md")
     p.add_argument("--docs-page", default=DOCS_TABLE,
                    help="the page whose table --publish rebuilds")
-    p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK} unless given")
+    p.add_argument("--rebuild-docs", action="store_true",
+                   help=f"no training: rebuild --docs-page's table and each row's "
+                        f"reproduction.md from the metrics.json files under {DOCS_RESULTS}")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run on synthetic digits: {QUICK} unless given")
+    add_threads_flag(p)
     args = parse_with_quick(p, argv, QUICK)
+    if args.quick and args.data is None and not (args.resume or args.eval_only):
+        args.data = "synthetic"  # as the main demo's --quick; a resumed run keeps its data
     if args.lr_scale is None:
         args.lr_scale = RECIPES[args.recipe]["lr_scale"]
     return args
@@ -171,8 +200,9 @@ def machine():
         blas = f"{blas.get('name')} {blas.get('version')}"
     except Exception:   # the config layout differs between NumPy versions
         blas = "unknown"
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas, "openblas_threads": threads,
+    threads = thread_choice()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas,
+            "openblas_threads": threads["threads"], "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else None}
@@ -190,6 +220,7 @@ def code_version():
 
 def load_splits(args, dtype):
     r"""Training images, the binarized held-out and test images."""
+    log(describe(thread_choice()))
     log(f"loading {args.data} ...")
     data = load_dataset(args.data, dtype=np.dtype(dtype))
     n_train, n_held = args.n_train, args.n_held_out
@@ -284,7 +315,7 @@ def row_markdown(row, metrics):
     h, ev, m = metrics["history"], metrics["evaluation"], metrics["machine"]
     last = h[-1] if h else {}
     minutes = last.get("clock_seconds", 0.0) / 60
-    au = "" if paper_au is None else f" ({paper_au})"
+    au = f" ({PAPER_UNITS_UNCHECKED if paper_au is None else paper_au})"
     return (f"| {row} (k = {k}) | {paper_nll:.2f}{au} | K = {ev['k']}, {ev['n_test']} images: "
             f"**{ev['iw_nll']:.2f}** +- "
             f"{ev['iw_nll_se']:.2f} ({ev['active_units']}) | {metrics['recipe']}, batch "
@@ -297,12 +328,56 @@ def table_lines(rows):
             "| training | machine |", "|---|---|---|---|---|"] + rows
 
 
-def write_report(out_dir, row, metrics):
+def report_text(row, metrics):
+    r"""A row's own reproduction.md: the paper-vs-measured table with that row alone."""
     table = table_lines([row_markdown(row, metrics)])
-    text = f"# Burda et al. (2016), Table 1, row {row}\n\n" + "\n".join(table) + "\n"
+    return f"# Burda et al. (2016), Table 1, row {row}\n\n" + "\n".join(table) + "\n"
+
+
+def write_report(out_dir, row, metrics):
+    text = report_text(row, metrics)
     with atomic_write(os.path.join(out_dir, "reproduction.md"), "w") as f:
         f.write(text)
     return text
+
+
+def published_metrics(base):
+    r"""(directory, metrics) of every published row under ``base``, sorted by directory."""
+    found = []
+    for name in sorted(os.listdir(base)):
+        path = os.path.join(base, name, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                found.append((os.path.join(base, name), json.load(f)))
+    return found
+
+
+def page_with_table(text, base):
+    r"""``text`` with the lines between TABLE_BEGIN and TABLE_END rebuilt from ``base``."""
+    rows = [row_markdown(m["row"], m) for _, m in published_metrics(base)]
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        text += f"\n{TABLE_BEGIN}\n{TABLE_END}\n"
+    head, rest = text.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return head + TABLE_BEGIN + "\n" + "\n".join(table_lines(rows)) + "\n" + TABLE_END + tail
+
+
+def rebuild_table(base, docs_page):
+    r"""Rewrite docs_page's table from every published row under ``base``."""
+    text = ""
+    if os.path.exists(docs_page):
+        with open(docs_page) as f:
+            text = f.read()
+    with atomic_write(docs_page, "w") as f:
+        f.write(page_with_table(text, base))
+
+
+def rebuild_docs(base, docs_page):
+    r"""Each published row's reproduction.md and docs_page's table, from metrics.json and PAPER."""
+    for directory, metrics in published_metrics(base):
+        write_report(directory, metrics["row"], metrics)
+    rebuild_table(base, docs_page)
+    log(f"rebuilt {docs_page} and the reports under {base}")
 
 
 def write_figures(out_dir, params, cfg, history, image_shape):
@@ -328,24 +403,7 @@ def publish(out_dir, target, docs_page, files):
                             c.rng, c.history, c.extra, c.optimizer, compress=True)
         else:
             shutil.copyfile(os.path.join(out_dir, name), os.path.join(target, name))
-    rows = []
-    base = os.path.dirname(os.path.normpath(target))
-    for name in sorted(os.listdir(base)):
-        path = os.path.join(base, name, "metrics.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                m = json.load(f)
-            rows.append(row_markdown(m["row"], m))
-    text = ""
-    if os.path.exists(docs_page):
-        with open(docs_page) as f:
-            text = f.read()
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        text += f"\n{TABLE_BEGIN}\n{TABLE_END}\n"
-    head, rest = text.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    with atomic_write(docs_page, "w") as f:
-        f.write(head + TABLE_BEGIN + "\n" + "\n".join(table_lines(rows)) + "\n" + TABLE_END + tail)
+    rebuild_table(os.path.dirname(os.path.normpath(target)), docs_page)
     log(f"published {files} to {target}")
 
 
@@ -372,6 +430,9 @@ def last_good(out_dir):
 
 
 def run(args):
+    if args.rebuild_docs:
+        rebuild_docs(DOCS_RESULTS, args.docs_page)
+        return {}
     os.makedirs(args.out_dir, exist_ok=True)
     ckpt_path = os.path.join(args.out_dir, "checkpoint.npz")
     ckpt = None
@@ -381,7 +442,7 @@ def run(args):
         restore_args(args, ckpt.extra["args"], keep)
         args.data = args.data or ckpt.extra["args"]["data"]
     elif args.data is None:
-        raise SystemExit("--data is required (MNIST: a .npz, or the IDX directory)")
+        raise SystemExit(f"reproduce_iwae_table.py: error: {MNIST_NEEDED}")
     if args.estimator is not None and PAPER[args.row][0] != "iwae":
         raise SystemExit(f"--estimator {args.estimator} applies to the IWAE rows "
                          f"({', '.join(r for r in PAPER if PAPER[r][0] == 'iwae')}); row "

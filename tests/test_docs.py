@@ -108,6 +108,33 @@ def test_every_equation_names_its_code_and_its_test():
     assert not bad, f"equations in docs/math.md without a Code: and a Test: line: lines {bad}"
 
 
+# The derivations live in the docstrings of the functions they justify, one copy each; the math
+# page links to them. Each of these functions has a "Derivation" paragraph and is named on the
+# page next to the word "derivation".
+DERIVED_IN_DOCSTRINGS = [
+    "vae_numpy/gaussian.py::kl_per_dimension",
+    "vae_numpy/gaussian.py::kl_standard_normal_backward",
+    "vae_numpy/gaussian.py::reparameterize_backward",
+    "vae_numpy/likelihoods.py::bernoulli_nll",
+    "vae_numpy/likelihoods.py::cb_log_norm",
+    "vae_numpy/likelihoods.py::cb_log_norm_grad",
+    "vae_numpy/likelihoods.py::continuous_bernoulli_mean",
+    "vae_numpy/iwae.py::log_mean_exp_and_softmax",
+    "vae_numpy/evaluate.py::iw_log_likelihood",
+]
+
+
+@pytest.mark.parametrize("ref", DERIVED_IN_DOCSTRINGS)
+def test_each_derivation_is_in_its_functions_docstring_and_linked(ref):
+    path, name = ref.split("::")
+    assert "Derivation" in (resolve_code(path, name).__doc__ or ""), f"{ref} has no derivation"
+    text = math_text()
+    at = [m.start() for m in re.finditer(re.escape(f"`{ref}`"), text)]
+    assert at, f"docs/math.md does not link {ref}"
+    assert any("erivation" in text[max(0, i - 400):i] for i in at), \
+        f"docs/math.md names {ref} but not as the place of a derivation"
+
+
 def test_readme_math_section_links_the_walkthrough():
     text = README.read_text(encoding="utf-8")
     section = text.split("## The math, as the code computes it", 1)[1].split("\n## ", 1)[0]
@@ -258,3 +285,37 @@ def test_readme_module_map_reads_math_first_then_the_wings():
     math_order = [listed.index(f"vae_numpy/{m}.py") for m in MATH_MODULES]
     assert math_order == list(range(len(MATH_MODULES))), \
         "the map starts with the math modules, in reading order"
+
+
+# --- docs and code speak of the project only ------------------------------------------------------
+
+# An issue number, a work session, or a path of the machine a file was written on means nothing
+# to a reader (or a user of a shipped metrics.json): each is a defect, wherever it appears.
+PRIVATE = re.compile(r"\bissues? #?\d+|\bsessions?\b|(?<![\w.])/(?:work|tmp|home|root|Users)/",
+                     re.IGNORECASE)
+SPOKEN_TO_READERS = ("README.md", "CHANGELOG.md", "docs/**/*.md", "docs/**/*.json",
+                     "vae_numpy/**/*.py", "demos/**/*.py", "benchmarks/**/*.py")
+
+
+def private_mentions(text):
+    return [m.group(0) for m in PRIVATE.finditer(text)]
+
+
+def test_the_private_mentions_pattern_finds_what_it_must():
+    found = private_mentions('as issue 9 asked, in the last session, "data": "/work/x/mnist.npz", '
+                             "see issue #12 and /tmp/run")
+    assert found == ["issue 9", "session", "/work/", "issue #12", "/tmp/"]
+    assert not private_mentions("they are issued afterwards; runs/mnist_ref; docs/results/")
+
+
+def test_docs_code_and_shipped_results_name_no_issue_session_or_machine_path():
+    files = sorted({p for pattern in SPOKEN_TO_READERS for p in ROOT.glob(pattern)})
+    assert len(files) > 40  # the globs find the files
+    found = {str(p.relative_to(ROOT)): private_mentions(p.read_text(encoding="utf-8"))
+             for p in files}
+    for path in sorted(ROOT.glob("docs/**/checkpoint.npz")):  # their JSON entries too
+        with np.load(path) as z:
+            text = " ".join(str(z[k]) for k in z.files if k.endswith("_json"))
+        found[str(path.relative_to(ROOT))] = private_mentions(text)
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"issue numbers, sessions or machine paths: {found}"

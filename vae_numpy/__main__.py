@@ -13,18 +13,17 @@ r"""Command line: ``python -m vae_numpy train|evaluate|fixture|compare ...`` (or
 Exit codes of compare: 0 PASS, 1 FAIL, 3 INCOMPLETE (nothing compared disagrees, but the loss
 or a gradient is missing or a key was not recognised), 2 a usage or file error. Output piped
 into a reader that stops early (``| head``) ends the command quietly with its usual code.
+
+Every command runs on one BLAS thread unless given ``--threads N`` or the thread variables
+(vae_numpy.commands.threads), set before numpy is imported: this module imports the numpy side
+of the package inside the functions that need it, after :func:`main` has set them.
 """
 import argparse
 import os
 import sys
 
-from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
-    write_fixture
-from .crosscheck.fixture import OBJECTIVES
-from .iwae import ESTIMATORS
-from .layers import ACTIVATIONS
-from .likelihoods import LIKELIHOODS
-from .model import DTYPES, REDUCTIONS, VAEConfig
+from ._version import __version__
+from .commands.threads import add_threads_flag, set_thread_default
 
 
 def widths(text):
@@ -60,8 +59,14 @@ def run_script_command(name, argv):
 
 
 def build_parser():
+    from .crosscheck import LOGVAR_HEADS, OBJECTIVES
+    from .iwae import ESTIMATORS
+    from .layers import ACTIVATIONS
+    from .likelihoods import LIKELIHOODS
+    from .model import DTYPES, REDUCTIONS
     parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vae_numpy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
         commands.add_parser(name, help=text + f" (see `{parser.prog} {name} --help`)",
@@ -91,6 +96,7 @@ def build_parser():
                          "with the encoder's gradient under the estimators iwae, stl and dreg")
     fx.add_argument("--k", type=int, default=None,
                     help=f"K, importance samples of an IWAE fixture (default {IWAE_K})")
+    add_threads_flag(fx)
 
     cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
     cmp.add_argument("fixture", help="fixture .npz from `python -m vae_numpy fixture`")
@@ -108,14 +114,17 @@ def build_parser():
     cmp.add_argument("--estimator", choices=ESTIMATORS, default=None,
                      help="IWAE fixtures: the estimator of the encoder's gradient the candidate "
                           "implements (default iwae, the exact gradient of L_K)")
+    add_threads_flag(cmp)
     return parser
 
 
-EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}  # crosscheck's PASS, FAIL, INCOMPLETE
 IWAE_K = 5     # the importance samples of an IWAE fixture unless --k says otherwise
 
 
 def run_fixture(args):
+    from .crosscheck import make_fixture, write_fixture
+    from .model import VAEConfig
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
@@ -138,6 +147,7 @@ def run_fixture(args):
 
 
 def run_compare(args):
+    from .crosscheck import compare_files
     report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
                            dtype=args.dtype, logvar_head=args.logvar_head,
                            estimator=args.estimator)
@@ -148,6 +158,7 @@ def run_compare(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    set_thread_default(argv)  # before anything imports numpy
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)

@@ -3,7 +3,7 @@ r"""Evaluating a trained VAE: log p(x) estimates, the ELBO, and posterior-collap
 Shape letters: N examples, B examples in a chunk, D data dimensions, J latent dimensions,
 K importance samples per example, S samples in a chunk.
 
-The ELBO is a lower bound on log p(x); the importance-weighted bound (Burda et al. 2015)
+The ELBO is a lower bound on log p(x); the importance-weighted bound (Burda et al. 2016)
 
     IW_K(x) = log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x)
 
@@ -19,31 +19,32 @@ Diagnostics of how much the latent code is used:
 
 - rate ``KL(q(z|x) || p(z))`` and distortion ``rec = -E_q[log p(x|z)]``, side by side
   (their sum is -ELBO); the KL split per latent dimension;
-- active units (Burda et al. 2015): dimension j is active when ``Var_x(E_q[z_j | x]) > 0.01``;
+- active units (Burda et al. 2016): dimension j is active when ``Var_x(E_q[z_j | x]) > 0.01``;
 - the mutual information I(x; z) under q (Hoffman & Johnson 2016).
 
 Everything is in nats per example; :func:`bits_per_dim` converts.
 """
 import math
-import sys
 import time
 
 import numpy as np
 from scipy.special import logsumexp
 
 from . import gaussian
+from .commands.progress import Progress
 from .files.checks import check_number
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
-from .iwae import sample_blocks
+from .iwae import blocks
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_forward, encode, loss_terms, params_dtype
 
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, Sec. 5.2
 DEFAULT_BATCH_SIZE = 100      # examples per chunk
 DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
 # Floats per (B, N, J) temporary of mutual_information (8 MB in float64): at most this many
 # rows i at a time, whatever N is (at N = 10,000, J = 20 the former 200 rows were 320 MB each).
 MI_CHUNK_ENTRIES = 2**20
+MI_PROGRESS_AFTER = 1.0  # s: a mutual information computed sooner shows no progress
 # Seed of the noise eps of the held-out ELBO (evaluate_elbo, what train reports per epoch).
 # Not 0, the seed of data.binarize_test_set, so the test images' Bernoulli draws and the noise
 # never come from the same random stream.
@@ -83,11 +84,6 @@ def bits_per_dim_note(likelihood):
             "is comparable with 8-bit bits/dim only after a 256-level discretization")
 
 
-def _progress(enabled, message, end=""):
-    if enabled:
-        print(f"\r{message}", end=end, file=sys.stderr, flush=True)
-
-
 # --- importance-weighted log-likelihood ---------------------------------------------------
 
 def _log_weights(params, x, mu, logvar, eps, cfg):
@@ -98,19 +94,20 @@ def _log_weights(params, x, mu, logvar, eps, cfg):
     ``log N(z; mu, diag(exp(logvar)))`` at ``z = mu + std * eps`` because ``(z - mu) / std = eps``
     (exact, and free of the cancellation in ``z - mu`` when std is small).
 
-    The decoder and the likelihood run on blocks of whole samples
-    (:func:`vae_numpy.iwae.sample_blocks`, about 0.5 MB of outputs each), so their arrays stay
-    in the cache; each row is computed on its own, so the blocks do not change the numbers.
-    Inputs are not checked (the callers did).
+    The decoder and the likelihood run on blocks of (samples, examples) whose outputs fit in
+    the cache (:func:`vae_numpy.iwae.blocks`, about 0.6 MB each); each row is computed on its
+    own, so the blocks do not change the numbers. Inputs are not checked (the callers did).
     """
     S, B, J = eps.shape
+    D = cfg.input_dim
     likelihood = get_likelihood(cfg.likelihood)
     z = mu + std_from_logvar(logvar) * eps  # (S, B, J)
     log_px_z = np.empty((S, B), eps.dtype)  # (S, B)
-    for ks in sample_blocks(S, B * cfg.input_dim * eps.dtype.itemsize):
-        outs, _ = decoder_forward(params, z[ks].reshape(-1, J), cfg)  # each (s*B, D)
-        outs = tuple(out.reshape(-1, B, cfg.input_dim) for out in outs)  # each (s, B, D)
-        log_px_z[ks] = -likelihood.nll(x, outs, cfg.sigma)
+    for ks, bs in blocks(S, B, D * eps.dtype.itemsize):
+        z_block = z[ks, bs]  # (s, b, J)
+        outs, _ = decoder_forward(params, z_block.reshape(-1, J), cfg)  # each (s*b, D)
+        outs = tuple(out.reshape(z_block.shape[:2] + (D,)) for out in outs)  # each (s, b, D)
+        log_px_z[ks, bs] = -likelihood.nll(x[bs], outs, cfg.sigma)
     log_q = log_standard_normal(eps) - 0.5 * np.sum(logvar, axis=-1)  # (S, B)
     return log_px_z + log_standard_normal(z) - log_q
 
@@ -158,11 +155,35 @@ def example_noise(seed, index, n_samples, latent_dim, dtype):
 
 def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
                       chunk_size=DEFAULT_CHUNK_SIZE, progress=True):
-    r"""Importance-weighted estimate of log p(x) per example (Burda et al. 2015, eq. 8).
+    r"""Importance-weighted estimate of log p(x) per example (Burda et al. 2016, eq. 8).
 
     ``IW_K(x) = logsumexp_k(log w_k) - log K``, the log-mean-exp over the K samples of one
     example only, with ``log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` and
     ``z_k = mu + std * eps_k``. A lower bound on log p(x) in expectation, tighter as K grows.
+
+    Derivation, a lower bound: with z ~ q(z|x), ``w = p(x, z) / q(z|x)`` has
+    ``E_q[w] = int p(x, z) dz = p(x)``, so the mean of K weights, ``M_K = (1/K) sum_k w_k``, has
+    mean p(x); the log is concave, and Jensen's inequality gives
+    ``E[IW_K] = E[log M_K] <= log E[M_K] = log p(x)``.
+
+    Rising with K: ``M_{K+1}`` is the average of the K + 1 means of K weights that leave one
+    sample out, ``M_{K+1} = (1/(K+1)) sum_i M_K^(-i)``. By concavity
+    ``log M_{K+1} >= (1/(K+1)) sum_i log M_K^(-i)``, and each ``log M_K^(-i)`` has expectation
+    ``E[IW_K]`` (the samples are i.i.d.), so ``E[IW_{K+1}] >= E[IW_K]``, from
+    ``E[IW_1] = ELBO`` (with a Monte Carlo KL) upwards (Burda et al. 2016, Theorem 1).
+
+    The bias of the log of a mean: ``M_K`` has mean p(x) and variance ``Var_q(w) / K``.
+    Expanding the log around p(x),
+
+        log M_K = log p(x) + (M_K - p(x)) / p(x) - (M_K - p(x))**2 / (2 p(x)**2) + ...,
+
+    and taking expectations (the linear term has mean 0),
+    ``log p(x) - E[IW_K] = Var_q(w) / (2 K p(x)**2) + o(1/K)``: the bias falls like 1/K when
+    Var_q(w) is finite (a rigorous o(1/K) remainder needs somewhat more than that; Nowozin 2018
+    gives the expansion in the central moments of w), slower when the weights' tail is heavy.
+    Convergence itself needs less: ``IW_K -> log p(x)`` almost surely needs only
+    ``E_q[w] = p(x)`` (the strong law of large numbers), and ``E[IW_K] -> log p(x)`` holds, for
+    example, when w is bounded (Burda et al. 2016, Theorem 1).
 
     Randomness: one integer ``seed = rng.integers(2**63)`` is drawn from ``rng``; example n
     (its row in x) then uses ``default_rng([seed, n])`` (see :func:`example_noise`), so the
@@ -198,21 +219,25 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     seed = int(rng.integers(2**63))
     out = np.empty(N)
     start_time = time.perf_counter()
-    for start in range(0, N, batch_size):
-        xb = x[start:start + batch_size]  # (B, D)
-        mu, logvar = encode(params, xb, cfg)
-        generators = [_example_rng(seed, n) for n in range(start, start + len(xb))]
-        log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
-        for s in range(0, k, chunk_size):
-            S = min(chunk_size, k - s)
-            eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators], axis=1)
-            log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
-        out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
-        done = start + len(xb)
-        _progress(progress, f"IW log-likelihood, K = {k}: {done}/{N} examples, "
-                  f"{time.perf_counter() - start_time:.1f} s, "
-                  f"mean -log p(x) so far {-out[:done].mean():.3f} nats")
-    _progress(progress, "", end="\n")
+    with Progress(enabled=progress) as meter:  # an error ends its open line first
+        for start in range(0, N, batch_size):
+            xb = x[start:start + batch_size]  # (B, D)
+            mu, logvar = encode(params, xb, cfg)
+            generators = [_example_rng(seed, n) for n in range(start, start + len(xb))]
+            log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
+            for s in range(0, k, chunk_size):
+                S = min(chunk_size, k - s)
+                eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators],
+                               axis=1)
+                log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
+            out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
+            done = start + len(xb)
+            meter.status(f"IW log-likelihood, K = {k}: {done}/{N} examples, "
+                         f"{time.perf_counter() - start_time:.1f} s, "
+                         f"mean -log p(x) so far {-out[:done].mean():.3f} nats")
+        meter.line(f"IW log-likelihood, K = {k}: {N} examples in "
+                   f"{time.perf_counter() - start_time:.1f} s, mean -log p(x) "
+                   f"{-out.mean():.3f} nats")
     return out
 
 
@@ -324,7 +349,7 @@ def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=100
     r"""Number of active latent dimensions: ``Var_x(E_q[z_j | x]) > threshold`` (Burda et al.).
 
     A dimension whose posterior mean does not move with x carries no information about x,
-    whatever its variance; 0.01 is the threshold of Burda et al. (2015), Sec. 5.2.
+    whatever its variance; 0.01 is the threshold of Burda et al. (2016), Sec. 5.2.
     """
     return int(np.sum(posterior_mean_variance(params, x, cfg, batch_size) > threshold))
 
@@ -342,7 +367,7 @@ def mean_kl_per_dimension(params, x, cfg, batch_size=1000):
     return per_example.mean(axis=0)  # (N, J) -> (J,)
 
 
-def mutual_information(params, x, cfg, rng, batch_size=200):
+def mutual_information(params, x, cfg, rng, batch_size=200, progress=False):
     r"""Estimate of the mutual information I(x; z) under q, in nats.
 
     With the data distribution as the N examples in x and the aggregate posterior
@@ -364,6 +389,7 @@ def mutual_information(params, x, cfg, rng, batch_size=200):
     Memory: ``log q(z_i|x_n)`` is computed for B = ``batch_size`` values of i at a time, with
     B lowered so that the (B, N, J) temporaries hold at most MI_CHUNK_ENTRIES floats (8 MB)
     each; the result does not depend on B (each row is its own sum and logsumexp).
+    ``progress``: a status line on stderr (N**2 log-densities: ~80 s at N = 10,000).
 
     Returns
     -------
@@ -376,10 +402,17 @@ def mutual_information(params, x, cfg, rng, batch_size=200):
     log_q_own = log_normal_diag(z, mu, logvar)  # (N,)
     log_q_agg = np.empty(N)
     rows = max(1, min(batch_size, MI_CHUNK_ENTRIES // (N * J)))
-    for start in range(0, N, rows):
-        zb = z[start:start + rows, None, :]  # (B, 1, J)
-        log_q_all = log_normal_diag(zb, mu[None], logvar[None])  # (B, N): log q(z_i | x_n)
-        log_q_agg[start:start + rows] = logsumexp(log_q_all, axis=1) - math.log(N)
+    start_time = time.perf_counter()
+    with Progress(enabled=progress, delay=MI_PROGRESS_AFTER) as meter:
+        for start in range(0, N, rows):
+            zb = z[start:start + rows, None, :]  # (B, 1, J)
+            log_q_all = log_normal_diag(zb, mu[None], logvar[None])  # (B, N): log q(z_i | x_n)
+            log_q_agg[start:start + rows] = logsumexp(log_q_all, axis=1) - math.log(N)
+            meter.status(f"mutual information: log q(z_i | x_n) for {min(start + rows, N)}/{N} "
+                         f"examples i, {time.perf_counter() - start_time:.1f} s")
+        if meter.shown:  # it took long enough to show: say when it is done
+            meter.line(f"mutual information: {N} x {N} log-densities in "
+                       f"{time.perf_counter() - start_time:.1f} s")
     return float(np.mean(log_q_own - log_q_agg))
 
 
@@ -434,7 +467,7 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
         "active_unit_threshold": ACTIVE_UNIT_THRESHOLD,
         "posterior_mean_variance": variances.tolist(),
         "kl_per_dimension": mean_kl_per_dimension(params, x, cfg).tolist(),
-        "mutual_information": mutual_information(params, x, cfg, rng),
+        "mutual_information": mutual_information(params, x, cfg, rng, progress=progress),
         "mutual_information_max": math.log(len(x)),
         "k": int(k), "n": int(len(x)), "n_elbo_samples": int(n_elbo_samples),
     }
@@ -449,6 +482,6 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
 
 # --- old names ----------------------------------------------------------------------------------
 
-# Before issue 13 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
+# In 0.1 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
 # gaussian.kl_per_dimension is the (B, J) per-example array; the old name still works.
 kl_per_dimension = mean_kl_per_dimension

@@ -4,7 +4,7 @@ Loads a checkpoint written by ``vae-numpy train``, takes the first N test images
 binarized exactly as the model's test set was (the fixed-seed binarize_test_set, for models
 trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimension.png:
 
-    iw_nll       -IW_K, the importance-weighted estimate of -log p(x) (Burda et al. 2015), nats
+    iw_nll       -IW_K, the importance-weighted estimate of -log p(x) (Burda et al. 2016), nats
     neg_elbo     -ELBO = rec + kl with one z per example, nats
     rec, kl      distortion and rate
     active_units dimensions with Var_x(E_q[z_j]) > 0.01
@@ -28,6 +28,7 @@ from ..figures.diagnostic_plots import plot_kl_per_dimension
 from ..files.atomic import atomic_write
 from ..files.checkpoint import load_checkpoint
 from .flags import parse_with_quick
+from .threads import add_threads_flag, describe, thread_choice
 # The synthetic test-set size `train` uses when its --n-test is not given; the synthetic
 # digits depend on the size drawn, so the same size must be drawn here.
 from .train import N_TEST_SYNTHETIC
@@ -57,6 +58,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help=f"a few seconds: defaults {QUICK} unless given")
+    add_threads_flag(parser)
     args = parse_with_quick(parser, argv, QUICK)
     return args
 
@@ -88,6 +90,16 @@ def test_images(ckpt, data_arg, n):
     return x[:n], source, binarize
 
 
+def test_set_treatment(train_binarize):
+    r"""What the evaluation does to the test images, for a model trained with ``binarize``:
+    never the training's per-minibatch draw (an evaluation of "dynamic" binarization would
+    change with every run)."""
+    if train_binarize == "none":
+        return "not binarized (the model was trained on them as they are)"
+    return (f"binarized once with a fixed seed, binarize_test_set (the model was trained with "
+            f"binarize={train_binarize})")
+
+
 def fail(message):
     r"""End the command with one line on stderr and exit status 1 (no traceback); the library
     raises, the command line turns what a user can act on into this line."""
@@ -107,13 +119,17 @@ def run(args):
     ckpt = load_checkpoint(args.checkpoint)
     x, source, binarize = test_images(ckpt, args.data, args.n)
     log(f"model {ckpt.config.to_json()}")
-    log(f"data {source}: first {len(x)} test images, binarize={binarize}; K = {args.k}")
+    threads = thread_choice()
+    log(describe(threads))
+    log(f"data {source}: first {len(x)} test images, {test_set_treatment(binarize)}; "
+        f"K = {args.k}")
     result = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
                             rng=np.random.default_rng(args.seed),
                             want_bits_per_dim=args.bits_per_dim,
                             batch_size=args.batch_size, chunk_size=args.chunk_size)
-    result.update(checkpoint=str(args.checkpoint), data=str(source), binarize=binarize,
-                  seed=args.seed, config=ckpt.config.to_dict())
+    result.update(checkpoint=str(args.checkpoint), data=str(source),
+                  test_images=test_set_treatment(binarize), train_binarize=binarize,
+                  seed=args.seed, config=ckpt.config.to_dict(), threads=threads)
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
     plot_kl_per_dimension(result["kl_per_dimension"], result["posterior_mean_variance"],

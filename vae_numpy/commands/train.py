@@ -39,8 +39,9 @@ from ..files.errors import NonFiniteError
 from ..model import VAEConfig, decode, encode, init_params, reconstruct, sample
 from ..optim import OPTIMIZERS
 from ..schedule import Budget, burda_schedule
-from ..train import TrainState, format_record, init_output_bias, train
+from ..train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 from .flags import parse_with_quick
+from .threads import add_threads_flag, describe, thread_choice
 
 PROG = "vae-numpy train"    # the command's name in its usage and error lines
 
@@ -64,7 +65,7 @@ N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, u
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
 # Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
-RUN_FLAGS = ("epochs", "out_dir", "resume", "quick")
+RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step", "threads")
 # Flags that may change when a run is resumed: given with --resume, they replace the
 # checkpoint's value from the next epoch on (logged, and listed in metrics.json under
 # "resume_changes"). Any other flag given with --resume that differs from the checkpoint is
@@ -133,6 +134,13 @@ def build_parser():
                    help="vae: rec + beta * analytic KL; iwae: the importance-weighted bound "
                         "with --k samples (Burda et al. 2016)")
     p.add_argument("--k", type=int, default=1, help="importance samples per example (iwae)")
+    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="iwae only: the encoder's gradient estimator, iwae (the gradient of "
+                        "the bound; the default), stl (sticking the landing) or dreg (doubly "
+                        "reparameterized); kept in the checkpoint, --resume refuses another")
+    p.add_argument("--step", choices=STEPS, default="default",
+                   help="readable: train with loss_and_grads (or vae_numpy.iwae's step) "
+                        "itself; no faster copy remains, so default runs the same functions")
     p.add_argument("--adam-eps", type=float, default=ADAM_EPS,
                    help="Adam's eps (torch's default; Burda et al. use 1e-4)")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="none",
@@ -154,6 +162,7 @@ def build_parser():
                         "(architecture, data and training flags come from the checkpoint; "
                         f"{', '.join('--' + f.replace('_', '-') for f in RESUME_MAY_CHANGE)} "
                         "may be given to change them)")
+    add_threads_flag(p)
     return p
 
 
@@ -193,6 +202,10 @@ def check_flag_combinations(args, given):
     if "momentum" in given and args.optimizer != "sgd":
         fail(f"--momentum applies to --optimizer sgd only (this run uses {args.optimizer}); "
              "drop --momentum or pass --optimizer sgd")
+    if args.estimator is not None and args.objective != "iwae":
+        fail(f"--estimator {args.estimator} applies to --objective iwae only (this run uses "
+             f"{args.objective}, whose analytic KL has no sticking-the-landing or DReG "
+             "variant); drop --estimator or pass --objective iwae")
 
 
 def resume_flags(args, saved, given, after_epoch):
@@ -342,8 +355,10 @@ def run(args, given, argv):
         cfg, params, optimizer, opt_state, history = build(args, x_train, rng)
     command = PROG.split() + list(sys.argv[1:] if argv is None else argv)
     extra = {"args": vars(args), "command": command, "resume_changes": changes,
-             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
+             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test),
+             "threads": thread_choice()}
     log(f"model: {cfg.to_json()}")
+    log(describe(extra["threads"]))
     saved = {"epoch": len(history) if args.resume else None}
 
     def save(state):   # refuses (NonFiniteError) to write a diverged model over a good one
@@ -362,7 +377,8 @@ def run(args, given, argv):
                   rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
                   binarize=args.binarize, kl_warmup_epochs=args.kl_warmup,
                   free_bits=args.free_bits, clip_norm=args.clip_norm, callback=save,
-                  objective=args.objective, k=args.k, schedule=schedule, budget=budget)
+                  objective=args.objective, k=args.k, estimator=args.estimator,
+                  schedule=schedule, budget=budget, step=args.step)
         except (FloatingPointError, NonFiniteError) as err:
             warned = f" (numpy warned first: {caught[0].message})" if caught else ""
             fail(f"training diverged: {err}{warned}. {last_good(ckpt_path, saved['epoch'])}")

@@ -41,7 +41,7 @@ from ..files.atomic import atomic_write
 from ..gradcheck import rel_error
 from ..model import encode, reduce_batch
 from ..iwae import ESTIMATORS
-from .causes import find_causes
+from .causes import HEAD_GRADS, find_causes
 from .estimator_causes import find_estimator_causes
 from .fixture import (IWAE_FORWARD_KEYS, OPTIONAL_FIXTURE_KEYS, fixture_config,
                       fixture_objective, fixture_params, read_fixture, validate_fixture)
@@ -506,10 +506,11 @@ def diagnose(fixture, flat, report, estimator=None):
             return []
         return find_estimator_causes(fixture, flat, estimator or "iwae", report.tolerance)
     cfg, reduction = fixture_config(fixture)
-    status = {e.name: e.status for e in report.entries if e.name in FORWARD_KEYS}
+    read = FORWARD_KEYS + HEAD_GRADS  # the encoder heads' gradients tell the noise used
+    status = {e.name: e.status for e in report.entries if e.name in read}
     status = {k: ("FAIL" if v == "shape" else v) for k, v in status.items()}
     # a tensor of the wrong shape or with NaN cannot match a prediction; treat it as unknown
-    usable = {k: v for k, v in flat.items() if k in FORWARD_KEYS and np.all(np.isfinite(
+    usable = {k: v for k, v in flat.items() if k in read and np.all(np.isfinite(
         np.asarray(v, dtype=np.float64)))}
     status = {k: (v if v != "FAIL" or k in usable else "missing") for k, v in status.items()}
     return find_causes(cfg, reduction, fixture_params(fixture), fixture["x"], fixture["eps"],
