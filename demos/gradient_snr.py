@@ -27,15 +27,21 @@ import os
 import sys
 import time
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import snr
-from vae_numpy.commands.flags import parse_with_quick
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.figures.diagnostic_plots import plot_gradient_snr
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.files.checkpoint import load_checkpoint
-from vae_numpy.model import VAEConfig
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy import snr  # noqa: E402
+from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
+from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import plot_gradient_snr  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.files.checkpoint import load_checkpoint  # noqa: E402
+from vae_numpy.model import VAEConfig  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -76,6 +82,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help=f"a few seconds: defaults {QUICK} unless given")
+    add_threads_flag(parser)
     return parse_with_quick(parser, argv, QUICK)
 
 
@@ -190,6 +197,7 @@ def write(results, out_dir, stem):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(describe(thread_choice()), file=sys.stderr)
     try:
         os.makedirs(args.out_dir, exist_ok=True)
         out = {}

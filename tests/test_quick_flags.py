@@ -12,6 +12,7 @@ SCRIPTS = {
     "demos/evaluate.py": (["checkpoint.npz"], None),
     "demos/reproduce_iwae_table.py": ([], None),
     "demos/check_pytorch.py": ([], "torch"),
+    "demos/gradient_snr.py": ([], None),
     "benchmarks/train_speed.py": ([], None),
     "benchmarks/bench_vs_torch.py": ([], None),
     "benchmarks/bench_iwae.py": ([], None),
