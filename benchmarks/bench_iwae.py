@@ -6,10 +6,9 @@ r"""Speed of the IWAE bound's forward and backward, vae_numpy against PyTorch, i
 
 One call = the loss ``mean_b(-L_K(x_b))`` and its gradient for every parameter (no optimizer,
 no noise draw), for Burda et al.'s one-stochastic-layer architecture (784-200-200-50 tanh,
-Bernoulli logits), for several (batch B, samples K). vae_numpy, two steps with the same
-numbers: ``fast``, :class:`vae_numpy.fast_iwae.FastIWAEStep` (the step train uses: buffers
-kept between calls, the fused Bernoulli pass), and ``readable``, ``_iwae_step`` (the page to
-read; fresh arrays). Both run the decoder once on the (K*B, J) stack. PyTorch: the usual
+Bernoulli logits), for several (batch B, samples K). vae_numpy: ``readable``, ``_iwae_step``
+(the page to read, and the step train runs), which runs the decoder once on the (K*B, J)
+stack. PyTorch: the usual
 hand-written IWAE with nn.Linear layers on a (K, B, J) tensor, torch.logsumexp and autograd.
 All get the same thread count (bench_vs_torch.numpy_blas_threads, torch.set_num_threads).
 
@@ -34,9 +33,8 @@ import numpy as np
 
 from bench_vs_torch import WARMUP, numpy_blas_threads
 from vae_numpy import VAEConfig, init_params, loss_and_grads
-from vae_numpy.atomic import atomic_write
-from vae_numpy.cli import parse_with_quick
-from vae_numpy.fast_iwae import FastIWAEStep
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.iwae import _iwae_step
 
 # --- settings (defaults of the flags) -------------------------------------------------------
@@ -54,16 +52,13 @@ def config(dtype):
 
 
 def numpy_callers(dtype, batch, k, seed=0):
-    r"""Closures on the same data: name -> one vae_numpy call (the fast and the readable IWAE
-    step, the VAE step)."""
+    r"""Closures on the same data: name -> one vae_numpy call (the IWAE step, the VAE step)."""
     cfg = config(dtype)
     rng = np.random.default_rng(seed)
     params = init_params(cfg, rng)
     x = (rng.random((batch, INPUT_DIM)) < 0.3).astype(dtype)  # (B, D)
     eps = rng.standard_normal((k, batch, LATENT), dtype=dtype)  # (K, B, J)
-    fast = FastIWAEStep(cfg)
-    return {"fast": lambda: fast(params, x, eps, 1.0),
-            "readable": lambda: _iwae_step(params, x, eps, cfg),
+    return {"readable": lambda: _iwae_step(params, x, eps, cfg),
             "vae": lambda: loss_and_grads(params, x, eps[0], cfg)}
 
 
@@ -160,10 +155,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     print(f"threads: numpy BLAS {blas}, torch {torch and torch.get_num_threads()}; "
           f"{args.dtype}; median of {args.repeats} x {args.calls} calls (forward + backward)\n")
-    print(f"{'':9} {'wall ms (median)':^27} | {'wall, paired ratio':^26} | "
-          f"{'CPU, paired ratio':^26} |")
-    print(f"{'B':>4} {'K':>4} {'fast':>8} {'readable':>9} {'torch':>8} | "
-          + f"{'fast/tch':>8} {'read/tch':>8} {'read/fst':>8} | " * 2 + f"{'vae ms':>7}")
+    print(f"{'':9} {'wall ms (median)':^18} | {'wall':^8} | {'CPU':^8} |")
+    print(f"{'B':>4} {'K':>4} {'readable':>9} {'torch':>8} | "
+          + f"{'read/tch':>8} | " * 2 + f"{'vae ms':>7}")
     results = []
     for case in args.cases.split(","):
         batch, k = (int(v) for v in case.split("x"))
@@ -172,9 +166,9 @@ def main(argv=None):
             callers["torch"] = torch_caller(args.dtype, batch, k)
         times = time_paired(callers, args.repeats, args.calls, warmup=2)
         row = {"batch": batch, "k": k, **times}
-        pairs = [("fast", "torch"), ("readable", "torch"), ("readable", "fast")]
+        pairs = [("readable", "torch")]
         cells = [f"{times[n]['median_s'] * 1e3:{w}.2f}" if n in times else f"{'-':>{w}}"
-                 for n, w in (("fast", 8), ("readable", 9), ("torch", 8))]
+                 for n, w in (("readable", 9), ("torch", 8))]
         for label, key in (("", "rounds_s"), ("cpu_", "cpu_rounds_s")):
             cells.append("|")
             for a, b in pairs:
@@ -186,7 +180,7 @@ def main(argv=None):
         cells += ["|", f"{times['vae']['median_s'] * 1e3:7.2f}"]
         results.append(row)
         print(f"{batch:4d} {k:4d} " + " ".join(cells))
-    print("\nfast = FastIWAEStep (what train uses), readable = _iwae_step (same numbers), tch = "
+    print("\nreadable = _iwae_step (what train runs), tch = "
           "PyTorch; ms: medians over the rounds; ratios: medians over the rounds of the ratio "
           "within a round, of wall-clock and of CPU (time.process_time) seconds (above 1: the "
           "first is slower); vae = vae_numpy's VAE step (K = 1, analytic KL) on the same batch")

@@ -29,8 +29,8 @@ import tracemalloc
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, loss_and_grads
-from vae_numpy.atomic import atomic_write
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.optim import Adam
 
 # --- settings (defaults of the flags) -------------------------------------------------------

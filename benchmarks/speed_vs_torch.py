@@ -43,8 +43,8 @@ import numpy as np
 
 import vae_numpy
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.atomic import atomic_write
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.optim import Adam
 from vae_numpy.threads import set_num_threads

@@ -24,8 +24,8 @@ import sys
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.atomic import atomic_write
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.data import load_dataset
 from vae_numpy.optim import Adam
 from vae_numpy.train import train

@@ -26,9 +26,9 @@ import sys
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, reconstruct, sample
-from vae_numpy.atomic import atomic_write
+from vae_numpy.files.atomic import atomic_write
 from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.diagnostic_plots import plot_rate_distortion, plot_setting_rows
+from vae_numpy.figures.diagnostic_plots import plot_rate_distortion, plot_setting_rows
 from vae_numpy.evaluate import evaluate_model
 from vae_numpy.optim import Adam
 from vae_numpy.train import init_output_bias, train

@@ -11,7 +11,7 @@ The steps, which are the same for any framework:
     1. vae_numpy makes a fixture: parameters, a batch x, the noise eps, and its loss, per-example
        rec and kl, z, and every gradient.
     2. The parameters go into the PyTorch model: nn.Linear.weight = W.T, bias = b
-       (vae_numpy.interop.load_torch).
+       (vae_numpy.crosscheck.interop.load_torch).
     3. The model runs forward with the fixture's x and eps (not its own torch.randn_like), and
        backward.
     4. The loss, every gradient (interop.torch_grads maps them back to vae_numpy names) and the
@@ -29,9 +29,9 @@ from torch import nn
 
 from vae_numpy import VAEConfig
 from vae_numpy.__main__ import EXIT_CODES
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.commands.flags import parse_with_quick
 from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report
-from vae_numpy.interop import load_torch, torch_grads
+from vae_numpy.crosscheck.interop import load_torch, torch_grads
 
 # --- hyperparameters (defaults of the flags) -------------------------------------------------
 INPUT_DIM = 784      # 28 x 28 images, as pytorch/examples/vae

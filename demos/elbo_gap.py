@@ -19,8 +19,8 @@ import sys
 import numpy as np
 
 from vae_numpy import linear_gaussian as lg
-from vae_numpy.atomic import atomic_write
-from vae_numpy.diagnostic_plots import plot_bound_gaps
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.figures.diagnostic_plots import plot_bound_gaps
 
 # --- hyperparameters ----------------------------------------------------------------------------
 INPUT_DIM, LATENT_DIM, SIGMA = 12, 4, 0.5

@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from vae_numpy.atomic import atomic_write
-from vae_numpy.diagnostic_plots import plot_kl_convergence
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.figures.diagnostic_plots import plot_kl_convergence
 from vae_numpy.estimators import kl_monte_carlo, running_mean_and_stderr, variance_as_std_sample
 from vae_numpy.gaussian import kl_standard_normal, reparameterize_forward
 

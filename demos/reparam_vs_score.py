@@ -22,8 +22,8 @@ import os
 import numpy as np
 
 from vae_numpy import linear_gaussian as lg
-from vae_numpy.atomic import atomic_write
-from vae_numpy.diagnostic_plots import ESTIMATOR_LABELS, plot_gradient_variance
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.figures.diagnostic_plots import ESTIMATOR_LABELS, plot_gradient_variance
 from vae_numpy.estimators import gradient_variance_study, reconstruction_integrand
 
 # --- hyperparameters ----------------------------------------------------------------------------

@@ -27,6 +27,12 @@ binarized once (vae_numpy.data.binarize_test_set, seed 0), K = 5000. Recipes:
              every stage's rate times 3 (3e-3 down to 3e-4): in a pilot of 40,000 steps the
              held-out -ELBO after 31 epochs was 99.0 nats with the rates x3, 106.2 with x1
 
+``--estimator stl`` or ``dreg`` trains an IWAE row with another gradient estimator for the
+encoder (sticking the landing, doubly reparameterized; vae_numpy.iwae); the loss and the decoder's
+gradient stay IWAE's. It is kept in the checkpoint, and ``--resume`` refuses another one.
+``--step readable`` trains with ``loss_and_grads`` / vae_numpy.iwae's step themselves; no faster
+copy remains, so the default step runs the same functions.
+
 ``--rates code`` takes the stage rates of the authors' code (1e-4 * round(10**(1 - i/7), 1));
 their code's Adam (beta1 0.99, second moment started at ones, eps outside the bias
 correction) is not implemented here.
@@ -47,20 +53,20 @@ import numpy as np
 
 import vae_numpy
 from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.arguments import (NO_MATPLOTLIB, POSITIVE_INT, POSITIVE_REAL, NONNEGATIVE_INT,
-                                 CommandError, CommandParser, check_out_dir, claim_out_dir,
-                                 command_text, given_flags, have_matplotlib, numbered_dir,
-                                 run_command, run_files)
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.cli import parse_with_quick
+from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, CommandParser,
+                                     command_text, given_flags, parse_with_quick)
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_out_dir,
+                                          claim_out_dir, have_matplotlib, numbered_dir, run_files)
+from vae_numpy.commands.run import CommandError, run_command
 from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.errors import NonFiniteError
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.files.errors import NonFiniteError
+from vae_numpy.files.publish import keep_copies, table_span, with_row
 from vae_numpy.optim import Adam
-from vae_numpy.publish import keep_copies, table_span, with_row
 from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import TrainState, format_record, init_output_bias, train
+from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 
 # --- the paper's table (Burda et al. 2016, Table 1, MNIST, one stochastic layer) -----------------
 PAPER = {  # row: (objective, k, test -log p(x) with IW_5000 in nats, active units or None)
@@ -89,7 +95,7 @@ DOCS_TABLE = os.path.join("docs", "reproduction.md")
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
 RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "overwrite",
-             "quick")
+             "quick", "step")
 BUDGET_FLAGS = ("budget_minutes", "epochs", "budget_steps")
 PROG, SCRIPT = "reproduce_iwae_table.py", "demos/reproduce_iwae_table.py"
 OUT_DIR = "runs/burda"
@@ -116,6 +122,13 @@ def build_parser():
     p.add_argument("--budget-steps", type=POSITIVE_INT, default=None, help="a step budget instead")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=None,
                    help="default: the recipe's (paper 20, budget 100)")
+    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="the IWAE rows' encoder gradient: iwae (the gradient of L_K, the "
+                        "default), stl (sticking the landing) or dreg (doubly reparameterized); "
+                        "kept in the checkpoint, so --resume continues with it")
+    p.add_argument("--step", choices=STEPS, default="default",
+                   help="readable: train with loss_and_grads / vae_numpy.iwae's step "
+                        "themselves; no faster copy remains, so default runs the same")
     p.add_argument("--adam-eps", type=POSITIVE_REAL, default=ADAM["eps"])
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=NONNEGATIVE_INT, default=SEED)
@@ -238,28 +251,19 @@ def build(args, x_train):
     return cfg, params, optimizer, optimizer.init(params), rng, [], schedule
 
 
-def refuse_foreign(ckpt, ckpt_path):
-    r"""A checkpoint this command did not write (train_mnist's, a bare save_checkpoint) is
-    refused: it lacks the recipe, budget and schedule a resume and the report need."""
-    extra, command = ckpt.extra, ckpt.extra.get("command")
-    if isinstance(command, list) and command:   # runs since the command is recorded
-        ours = os.path.basename(str(command[0])) == os.path.basename(SCRIPT)
-    else:   # earlier runs (the shipped ones): this command's arguments and budget are there
-        args = extra.get("args")
-        ours = isinstance(args, dict) and {"row", "recipe"} <= set(args) and "budget" in extra
-    if not ours or not isinstance(extra.get("args"), dict):
-        by = (f"by {' '.join(map(str, command))}" if isinstance(command, list) and command
-              else "without this command's run record (e.g. by save_checkpoint directly)")
-        raise CommandError(f"{ckpt_path} was written {by}; --resume and --eval-only continue "
-                           f"runs of {PROG} only. Evaluate it with demos/evaluate.py, or start "
-                           "a new row in another --out-dir")
+def earlier_run(extra):
+    r"""A run from before commands were recorded (the shipped ones): this command's arguments
+    and budget are in its checkpoint, train_mnist's are not."""
+    args = extra.get("args")
+    return isinstance(args, dict) and {"row", "recipe"} <= set(args) and "budget" in extra
 
 
-def restore_args(args, saved, given, keep, batch_size):
+def restore_args(args, saved, given, keep, extra):
     r"""Take every flag from the checkpoint's record ``saved`` but those in ``keep``. A flag
-    given explicitly (``given``) whose value differs from the record is refused by name, never
-    ignored; ``batch_size`` is the batch the run trained with (its recipe's if not given)."""
-    effective = dict(saved, batch_size=batch_size)
+    given explicitly (``given``) whose value differs from the run's is refused by name, never
+    ignored; the run's batch size and estimator are those it trained with (``extra``), also
+    when the flag was left to the recipe's or the row's default."""
+    effective = dict(saved, **{k: extra[k] for k in ("batch_size", "estimator") if k in extra})
     conflicts = [f"--{name.replace('_', '-')} {getattr(args, name)} (the checkpoint has "
                  f"{effective[name]!r})" for name in sorted(given)
                  if name not in keep and name in effective
@@ -285,10 +289,13 @@ def run_training(args, ckpt, ckpt_path, x_train, x_held, command, where):
         cfg, params, optimizer, opt_state, rng, history, schedule = build(args, x_train)
     budget, batch = budget_of(args)
     objective, k = PAPER[args.row][:2]
+    estimator = (args.estimator or "iwae") if objective == "iwae" else None
     extra = {"args": vars(args), "command": command, "budget": budget.to_dict(),
-             "schedule": schedule.to_dict(), "batch_size": batch, "objective": objective, "k": k}
-    log(f"row {args.row}: objective {objective}, k {k}, recipe {args.recipe}, batch {batch}, "
-        f"budget {budget.amount:g} {budget.unit}, rates {schedule.name}")
+             "schedule": schedule.to_dict(), "batch_size": batch, "objective": objective, "k": k,
+             "estimator": estimator}
+    via = f", estimator {estimator}" if estimator else ""
+    log(f"row {args.row}: objective {objective}, k {k}{via}, recipe {args.recipe}, batch "
+        f"{batch}, budget {budget.amount:g} {budget.unit}, rates {schedule.name}")
 
     def save(state):
         save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
@@ -300,7 +307,8 @@ def run_training(args, ckpt, ckpt_path, x_train, x_held, command, where):
     with np.errstate(over="ignore", invalid="ignore"):
         train(params, cfg, x_train, x_test=x_held, optimizer=optimizer, opt_state=opt_state,
               rng=rng, history=history, epochs=None, batch_size=batch, binarize="dynamic",
-              objective=objective, k=k, schedule=schedule, budget=budget, callback=save)
+              objective=objective, k=k, estimator=estimator, schedule=schedule, budget=budget,
+              callback=save, step=args.step)
     if not history or "examples" in history[-1] or not os.path.exists(ckpt_path):
         save(TrainState(record=None, params=params, opt_state=opt_state, optimizer=optimizer,
                         rng=rng, history=history))
@@ -350,7 +358,7 @@ def write_report(out_dir, row, metrics):
 def write_figures(out_dir, params, cfg, history, image_shape):
     if not have_matplotlib():   # said once, before the work (check_args)
         return []
-    from vae_numpy.plotting import plot_loss_curves, plot_samples
+    from vae_numpy.figures.plotting import plot_loss_curves, plot_samples
     files = [plot_loss_curves(history, os.path.join(out_dir, "learning_curve.png"),
                               title="held-out: the last 400 training images"),
              plot_samples(sample(params, N_SAMPLES, cfg, np.random.default_rng(0)),
@@ -490,9 +498,10 @@ def check_args(args, given, argv):
     ckpt_path = os.path.join(args.out_dir, CHECKPOINT)
     if args.resume or args.eval_only:
         ckpt = load_checkpoint(ckpt_path)
-        refuse_foreign(ckpt, ckpt_path)
+        check_checkpoint_command(ckpt, (PROG,), PROG, "evaluate it with demos/evaluate.py, or "
+                                 "start a new row in another --out-dir", earlier=earlier_run)
         keep = RUN_FLAGS + (("eval_k", "n_test") if args.eval_only else ())
-        restore_args(args, ckpt.extra["args"], given, keep, ckpt.extra.get("batch_size"))
+        restore_args(args, ckpt.extra["args"], given, keep, ckpt.extra)
         args.data = args.data or ckpt.extra["args"].get("data")
         check_publish(args)
         if args.eval_only:
@@ -501,12 +510,21 @@ def check_args(args, given, argv):
     if args.data is None:
         raise CommandError("--data is required (MNIST: a .npz, or the IDX directory)")
     budget_of(args)
+    check_estimator(args)
     check_publish(args)
     args.out_dir = claim_out_dir(
         args.out_dir, (CHECKPOINT,) + RESULTS, overwrite=args.overwrite,
         default="out_dir" not in given, script=SCRIPT, argv=argv, log=log,
         resume_argv=["--resume", "--out-dir", args.out_dir] if os.path.exists(ckpt_path) else None)
     return None
+
+
+def check_estimator(args):
+    if args.estimator is not None and PAPER[args.row][0] != "iwae":
+        raise CommandError(f"--estimator {args.estimator} applies to the IWAE rows "
+                           f"({', '.join(r for r in PAPER if PAPER[r][0] == 'iwae')}); row "
+                           f"{args.row} trains the VAE objective, whose analytic KL has no "
+                           "sticking-the-landing or DReG variant: drop --estimator")
 
 
 def claim_results(args, argv, ckpt_path):
@@ -549,6 +567,8 @@ def run(args, argv, where):
                                                   PAPER[args.row])),
                "recipe": args.recipe, "batch_size": extra["batch_size"],
                "budget": extra["budget"], "schedule": extra["schedule"],
+               "estimator": (history[-1].get("estimator", "iwae")
+                             if history and PAPER[args.row][0] == "iwae" else None),
                "vae_numpy_version": vae_numpy.__version__, "commit": code_version(),
                "config": cfg.to_dict(),
                "args": vars(args), "machine": machine(), "evaluation": evaluation,

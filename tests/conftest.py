@@ -46,15 +46,9 @@ def rng():
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    """1 or 2 threads for the elementwise work of the fast steps, Adam and the IW evaluation.
-
-    The training steps and Adam run on one thread by default (vae_numpy.fast_step.STEP_THREADS,
-    vae_numpy.optim.ADAM_THREADS); patching them keeps the split path tested too.
-    """
+def threads(request):
+    """1 or 2 threads for the elementwise work of the IW evaluation (vae_numpy.fast_iw)."""
     from vae_numpy.threads import set_num_threads
     set_num_threads(request.param)
-    monkeypatch.setattr("vae_numpy.fast_step.STEP_THREADS", request.param)
-    monkeypatch.setattr("vae_numpy.optim.ADAM_THREADS", request.param)
     yield request.param
     set_num_threads(None)

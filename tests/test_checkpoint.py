@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.atomic import atomic_write
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.files.atomic import atomic_write
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.data import synthetic_dataset
 from vae_numpy.optim import SGD, Adam
 from vae_numpy.train import TIME_FIELDS, train

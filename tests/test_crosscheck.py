@@ -247,7 +247,7 @@ def test_pytorch_named_gradients_are_incomplete_not_pass(fixture):
     report = compare(fixture, cand)
     assert report.status == "INCOMPLETE" and report.ignored == ["grad/fc1.bias",
                                                                 "grad/fc1.weight"]
-    assert "vae_numpy.interop.torch_grads" in report.verdict()
+    assert "vae_numpy.crosscheck.interop.torch_grads" in report.verdict()
     assert "not recognised (not fixture names): grad/fc1.bias, grad/fc1.weight" in str(report)
 
 
@@ -257,7 +257,7 @@ def test_a_raw_flax_gradient_tree_is_incomplete_not_pass(fixture):
     report = compare(fixture, {"loss": fixture["loss"], "grads": tree})
     assert report.status == "INCOMPLETE"
     assert "grad/params/encoder/fc1/kernel" in report.ignored
-    assert "vae_numpy.interop.tree_grads" in report.verdict()
+    assert "vae_numpy.crosscheck.interop.tree_grads" in report.verdict()
 
 
 def test_an_unrecognised_key_alone_makes_it_incomplete(fixture):

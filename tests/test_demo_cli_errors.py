@@ -1,7 +1,6 @@
 """The demos' command line when things go wrong: one line saying what and what to do, a
 non-zero exit, no traceback; --resume applies or refuses the flags given with it; a diverged
 run never overwrites the last good checkpoint."""
-import importlib.util
 import json
 import os
 import shutil
@@ -12,29 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.commands import evaluate as evaluate_command
+from vae_numpy.commands import train as train_command
 from vae_numpy.data import synthetic_digits
+from vae_numpy.files.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and fast: a few hundred synthetic digits, one small hidden layer.
 SMALL = ["--quick", "--n-train", "200", "--n-test", "50", "--hidden", "16", "--latent", "2"]
 
 
-def load_demo(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "demos" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train_demo():
-    return load_demo("train_mnist")
+    return train_command   # what demos/train_mnist.py and `vae-numpy train` run
 
 
 @pytest.fixture(scope="module")
 def eval_demo():
-    return load_demo("evaluate")
+    return evaluate_command   # what demos/evaluate.py and `vae-numpy evaluate` run
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +47,24 @@ def run_dir(one_epoch, tmp_path):
     return out
 
 
-def test_the_command_line_prints_one_line_and_exits_1(tmp_path):
+@pytest.mark.parametrize("command", [[str(ROOT / "demos" / "train_mnist.py")],
+                                     ["-m", "vae_numpy", "train"]])
+def test_the_command_line_prints_one_line_and_exits_1(tmp_path, command):
     missing = tmp_path / "mnist.npz"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "demos" / "train_mnist.py"), "--data", str(missing),
-         "--out-dir", str(tmp_path / "run")],
+        [sys.executable, *command, "--data", str(missing), "--out-dir", str(tmp_path / "run")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
-    assert lines[-1].startswith("train_mnist.py: error: ")
+    assert lines[-1].startswith("vae-numpy train: error: ")
     assert str(missing) in lines[-1] and "no such file" in lines[-1]
 
 
 def test_a_corrupt_data_file_is_one_line_naming_it(train_demo, tmp_path):
     bad = tmp_path / "digits.npz"
     bad.write_bytes(b"PK\x03\x04 this is not what it claims")
-    with pytest.raises(SystemExit, match=r"^train_mnist.py: error: .*digits.npz: not a readable "
+    with pytest.raises(SystemExit, match=r"^vae-numpy train: error: .*digits.npz: not a readable "
                                          r"\.npz \(zip\) file"):
         train_demo.main(SMALL + ["--data", str(bad), "--out-dir", str(tmp_path / "run")])
 
@@ -92,7 +87,7 @@ def test_unscaled_pixels_in_a_data_file_are_one_line_with_the_fix(train_demo, tm
     (["--lr", "-1"], "Adam needs lr > 0"),
 ])
 def test_a_bad_flag_is_one_line(train_demo, tmp_path, flags, message):
-    with pytest.raises(SystemExit, match=f"^train_mnist.py: error: .*{message}"):
+    with pytest.raises(SystemExit, match=f"^vae-numpy train: error: .*{message}"):
         train_demo.main(SMALL + flags + ["--out-dir", str(tmp_path)])
 
 
@@ -100,7 +95,7 @@ def test_a_bad_flag_is_one_line(train_demo, tmp_path, flags, message):
 def test_a_diverging_run_says_which_checkpoint_is_the_last_good_one(train_demo, run_dir):
     out = str(run_dir)
     good = (run_dir / "checkpoint.npz").read_bytes()
-    with pytest.raises(SystemExit, match=r"^train_mnist.py: error: training diverged: .*the "
+    with pytest.raises(SystemExit, match=r"^vae-numpy train: error: training diverged: .*the "
                                          r"last good checkpoint is .*checkpoint.npz \(after "
                                          r"epoch 1\); continue from it with --resume"):
         train_demo.main(["--resume", "--epochs", "2", "--lr", "1e6", "--out-dir", out])
@@ -168,24 +163,25 @@ def test_resume_with_a_flag_equal_to_the_checkpoint_is_fine(train_demo, run_dir)
 
 
 def test_resume_without_a_checkpoint_is_one_line(train_demo, tmp_path):
-    with pytest.raises(SystemExit, match=r"^train_mnist.py: error: no checkpoint at .*"
+    with pytest.raises(SystemExit, match=r"^vae-numpy train: error: no checkpoint at .*"
                                          r"checkpoint.npz"):
         train_demo.main(["--resume", "--out-dir", str(tmp_path)])
 
 
 def test_evaluate_with_a_missing_or_corrupt_checkpoint_is_one_line(eval_demo, tmp_path):
-    with pytest.raises(SystemExit, match=r"^evaluate.py: error: no checkpoint at "):
+    with pytest.raises(SystemExit, match=r"^vae-numpy evaluate: error: no checkpoint at "):
         eval_demo.main([str(tmp_path / "none.npz"), "--out-dir", str(tmp_path)])
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"\0" * 100)
-    with pytest.raises(SystemExit, match=r"^evaluate.py: error: .*bad.npz: is not a vae_numpy "
-                                         r"checkpoint"):
+    with pytest.raises(SystemExit, match=r"^vae-numpy evaluate: error: .*bad.npz: is not a "
+                                         r"vae_numpy checkpoint"):
         eval_demo.main([str(bad), "--out-dir", str(tmp_path)])
 
 
 @pytest.mark.figures  # the run writes its figures
 def test_evaluate_with_k_0_is_one_line(eval_demo, run_dir):
-    with pytest.raises(SystemExit, match=r"^evaluate.py: error: k must be a positive integer"):
+    with pytest.raises(SystemExit,
+                       match=r"^vae-numpy evaluate: error: k must be a positive integer"):
         eval_demo.main([str(run_dir / "checkpoint.npz"), "--k", "0", "--n", "10",
                         "--out-dir", str(run_dir / "eval")])
 
@@ -197,3 +193,23 @@ def test_resume_refuses_lr_when_the_run_has_a_schedule(train_demo, tmp_path):
     with pytest.raises(SystemExit, match=r"--lr 0.01 is refused with --schedule burda: the "
                                          r"schedule owns the learning rate"):
         train_demo.main(["--resume", "--epochs", "1", "--lr", "0.01", "--out-dir", out])
+
+
+@pytest.mark.figures  # both commands write figures
+def test_python_m_vae_numpy_runs_train_and_evaluate_with_their_flags(tmp_path, capsys):
+    from vae_numpy.__main__ import main
+    out, ev = tmp_path / "run", tmp_path / "eval"
+    assert main(["train"] + SMALL + ["--epochs", "1", "--out-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["command"][:2] == ["vae-numpy", "train"]
+    assert len(metrics["history"]) == 1 and metrics["args"]["hidden"] == "16"
+    assert main(["evaluate", str(out / "checkpoint.npz"), "--quick", "--n", "20",
+                 "--out-dir", str(ev)]) == 0
+    assert json.loads((ev / "evaluation.json").read_text())["n"] == 20
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert "train" in listing and "evaluate" in listing
+    with pytest.raises(SystemExit, match=r"^vae-numpy train: error: no checkpoint at "):
+        main(["train", "--resume", "--out-dir", str(tmp_path / "empty")])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "reproduce_iwae_table.py"
 # A run of 30 steps of batch 100 on 500 images (5 per epoch): 6 epochs, a few seconds.
@@ -101,3 +101,33 @@ def test_a_diverging_run_ends_in_one_line_naming_the_last_good_checkpoint(demo, 
 def test_a_missing_data_file_is_one_line(demo, tmp_path):
     with pytest.raises(SystemExit, match="reproduce_iwae_table.py: error: .*no such file"):
         demo.main(["--data", str(tmp_path / "nope.npz"), "--out-dir", str(tmp_path)])
+
+
+def test_estimator_and_step_flags_are_recorded_and_a_resume_keeps_the_estimator(demo, tmp_path):
+    metrics = demo.main(SMALL + ["--row", "iwae5", "--estimator", "iwae", "--step", "readable",
+                                 "--budget-steps", "10", "--out-dir", str(tmp_path)])
+    assert metrics["estimator"] == "iwae"
+    assert {r["estimator"] for r in metrics["history"]} == {"iwae"}
+    ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ckpt.extra["estimator"] == "iwae" and ckpt.history[-1]["estimator"] == "iwae"
+    with pytest.raises(SystemExit, match=r"would change it: --estimator stl \(the checkpoint "
+                                         r"has 'iwae'\)"):
+        demo.main(["--resume", "--estimator", "stl", "--out-dir", str(tmp_path)])
+    # --step is not part of the run: a resumed run may take the other one
+    resumed = demo.main(["--resume", "--step", "default", "--budget-steps", "10",
+                         "--out-dir", str(tmp_path)])
+    assert resumed["estimator"] == "iwae"
+
+
+def test_the_vae_row_refuses_an_estimator_before_any_work(demo, tmp_path):
+    with pytest.raises(SystemExit, match="--estimator stl applies to the IWAE rows .* row vae "
+                                         "trains the VAE objective"):
+        demo.main(SMALL + ["--row", "vae", "--estimator", "stl", "--out-dir", str(tmp_path)])
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_an_unknown_step_or_estimator_is_a_usage_error(demo, tmp_path, capsys):
+    for flag in (["--step", "fast"], ["--estimator", "reinforce"]):
+        with pytest.raises(SystemExit) as stop:
+            demo.main(SMALL + flag + ["--out-dir", str(tmp_path)])
+        assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint
 from vae_numpy.data import synthetic_digits
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "train_mnist.py"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint
 from vae_numpy.schedule import burda_lr
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "train_mnist.py"

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_numpy.checkpoint import load_checkpoint
 from vae_numpy import evaluate as ev
+from vae_numpy.commands import evaluate as evaluate_command
 from vae_numpy.data import binarize_test_set, load_dataset
+from vae_numpy.files.checkpoint import load_checkpoint
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -118,7 +119,7 @@ def test_evaluate_demo(checkpoint, tmp_path, capsys):
 def test_evaluate_demo_binarizes_like_training(checkpoint):
     """The first N test images, binarized with the fixed seed, as train_mnist's test set."""
     ckpt = load_checkpoint(checkpoint)
-    x, source, binarize = load_demo("evaluate").test_images(ckpt, None, 50)
+    x, source, binarize = evaluate_command.test_images(ckpt, None, 50)
     args = ckpt.extra["args"]
     data = load_dataset("synthetic", dtype=np.float32, n_train=args["n_train"],
                         n_test=args["n_test"], seed=args["seed"])

@@ -220,3 +220,41 @@ def test_crosscheck_page_formulas_are_the_codes(likelihood, rng):
     kl = 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=-1)
     np.testing.assert_allclose(terms["kl"], kl, rtol=DOC_RTOL)
     assert loss == pytest.approx(np.mean(rec_weight * rec + beta * kl), rel=DOC_RTOL)
+
+
+# --- the README's module map -------------------------------------------------------------------
+
+MAP_HEADING = "## Layout: the module map"
+MAP_ROW = re.compile(r"^\| `(vae_numpy/[\w/]+\.py)` \| (.+) \|$")
+MATH_MODULES = ("layers", "gaussian", "likelihoods", "model", "iwae", "optim", "gradcheck",
+                "estimators", "linear_gaussian", "schedule", "train", "evaluate")
+
+
+def module_map():
+    """The module paths of the README's map, in the order it lists them."""
+    text = README.read_text(encoding="utf-8")
+    assert MAP_HEADING in text, f"README.md has no {MAP_HEADING!r} section"
+    section = text.split(MAP_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows = [MAP_ROW.match(line) for line in section.splitlines()]
+    return [(m.group(1), m.group(2)) for m in rows if m]
+
+
+def test_readme_module_map_lists_every_module_once_and_nothing_else():
+    listed = [path for path, _ in module_map()]
+    on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vae_numpy").rglob("*.py")}
+    assert len(listed) == len(set(listed)), "a module appears twice in the README's map"
+    assert not on_disk - set(listed), f"modules missing from the README's map: " \
+                                      f"{sorted(on_disk - set(listed))}"
+    assert not set(listed) - on_disk, f"the README's map lists modules that do not exist: " \
+                                      f"{sorted(set(listed) - on_disk)}"
+    assert all(len(what.strip()) > 10 for _, what in module_map()), "a map line says nothing"
+
+
+def test_readme_module_map_reads_math_first_then_the_wings():
+    listed = [path for path, _ in module_map()]
+    top = [i for i, p in enumerate(listed) if p.count("/") == 1]
+    wings = [i for i, p in enumerate(listed) if p.count("/") > 1]
+    assert max(top) < min(wings), "the map lists a wing module before a top-level one"
+    math_order = [listed.index(f"vae_numpy/{m}.py") for m in MATH_MODULES]
+    assert math_order == list(range(len(MATH_MODULES))), \
+        "the map starts with the math modules, in reading order"

@@ -30,10 +30,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.crosscheck import compare_files, make_fixture, read_fixture, write_fixture
 from vae_numpy.data import load_npy, load_npz, read_idx
-from vae_numpy.errors import FileFormatError
+from vae_numpy.files.errors import FileFormatError
 from vae_numpy.optim import Adam
 
 PROFILE = os.environ.get("VAE_NUMPY_HYPOTHESIS_PROFILE", "dev")

@@ -263,6 +263,23 @@ def test_nan_and_bad_x_are_reported(small):
         iwae.iwae_loss_and_grads(params, x[:, :5], eps, cfg)
 
 
+@pytest.mark.parametrize("estimator", ["iwae", "stl", "dreg"])
+def test_a_diverged_encoder_raises_the_error_of_loss_and_grads(small, estimator):
+    """logvar pushed to 360 (beyond LOGVAR_MAX = 354.9 in float64): the public function and
+    the unchecked step train runs raise loss_and_grads' FloatingPointError, word for word,
+    instead of returning a loss of 1e156 or NaN."""
+    cfg, params, x, eps = small
+    params = {**params, "enc.logvar.W": np.zeros_like(params["enc.logvar.W"]),
+              "enc.logvar.b": np.full_like(params["enc.logvar.b"], 360.0)}
+    with pytest.raises(FloatingPointError) as vae_error:
+        vn.loss_and_grads(params, x, eps[0], cfg)
+    assert "the encoder's logvar is 360" in str(vae_error.value)
+    for call in (iwae.iwae_loss_and_grads, iwae._iwae_step):
+        with pytest.raises(FloatingPointError) as error:
+            call(params, x, eps, cfg, "mean", estimator)
+        assert str(error.value) == str(vae_error.value)
+
+
 def test_bad_reduction_is_refused(small):
     cfg, params, x, eps = small
     with pytest.raises(ValueError, match="reduction must be one of"):

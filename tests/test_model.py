@@ -277,6 +277,26 @@ def test_bad_reduction_and_config_values(small):
         vn.init_params(cfg, 0)
 
 
+@pytest.mark.parametrize("kw,match", [
+    (dict(free_bits=-1.0), r"loss_and_grads.free_bits must be >= 0, got -1.0"),
+    (dict(free_bits=float("nan")), r"loss_and_grads.free_bits must be a finite number"),
+    (dict(beta=-1.0), r"loss_and_grads.beta must be >= 0, got -1.0"),
+    (dict(beta=float("inf")), r"loss_and_grads.beta must be a finite number"),
+])
+def test_a_negative_or_non_finite_free_bits_or_beta_is_refused(small, kw, match):
+    """As VAEConfig and train refuse them: free_bits=-1 would optimize the plain objective
+    (no dimension is below a negative floor) and beta=-1 would reward the KL."""
+    cfg, params, x, eps = small
+    with pytest.raises(ValueError, match=match):
+        vn.loss_and_grads(params, x, eps, cfg, **kw)
+
+
+def test_a_per_call_beta_of_zero_and_free_bits_of_zero_are_accepted(small):
+    cfg, params, x, eps = small
+    loss, _, terms = vn.loss_and_grads(params, x, eps, cfg, free_bits=0, beta=0)
+    assert loss == terms["rec"].mean()
+
+
 def test_rec_weight_scales_the_reconstruction_term_and_its_gradient():
     cfg, params, x, eps = case_away_from_kinks("bernoulli", "tanh", (5,))
     cfg = vn.VAEConfig(**{**cfg.to_dict(), "rec_weight": 0.4})

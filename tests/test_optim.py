@@ -11,7 +11,7 @@ compares with torch.optim.Adam when torch is installed.
 import numpy as np
 import pytest
 
-from vae_numpy.optim import Adam
+from vae_numpy.optim import Adam, cache_blocks
 
 # Non-default hyperparameters, so swapped or hard-coded betas, lr or eps fail.
 LR, BETA1, BETA2, EPS = 0.01, 0.8, 0.95, 1e-6
@@ -95,3 +95,51 @@ def test_constant_gradient_moves_lr_times_g_over_abs_g_plus_eps_each_step():
     expected = -STEPS * LR * g / (np.abs(g) + EPS)
     np.testing.assert_allclose(params["p"], expected, rtol=1e-12, atol=0)
     assert params["p"][0] == pytest.approx(-STEPS * LR / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block_bytes", [200, 2**18])
+def test_the_cache_blocks_change_no_number(dtype, block_bytes, rng, monkeypatch):
+    """Adam.step (the update on blocks: 200 bytes cut every array mid-row into many) equals
+    Adam.update on the whole arrays bit for bit, moments included."""
+    monkeypatch.setattr("vae_numpy.optim.BLOCK_BYTES", block_bytes)
+    params = {k: rng.uniform(-1, 1, shape).astype(dtype) for k, shape in SHAPES.items()}
+    whole = {k: v.copy() for k, v in params.items()}
+    opt = Adam(lr=LR, beta1=BETA1, beta2=BETA2, eps=EPS)
+    state, whole_state = opt.init(params), opt.init(whole)
+    for t, g in enumerate(gradients(rng), start=1):
+        g = {k: v.astype(dtype) for k, v in g.items()}
+        opt.step(params, g, state)
+        for k in whole:
+            opt.update(whole[k], g[k], whole_state[f"m/{k}"], whole_state[f"v/{k}"],
+                       1 - BETA1**t, 1 - BETA2**t)
+        for k in params:
+            for name, a, b in (("param", params[k], whole[k]),
+                               ("m", state[f"m/{k}"], whole_state[f"m/{k}"]),
+                               ("v", state[f"v/{k}"], whole_state[f"v/{k}"])):
+                assert np.array_equal(a, b), f"step {t}: {name} {k} differs"
+
+
+def test_a_non_contiguous_parameter_is_updated_in_place(rng):
+    base = rng.standard_normal((6, 8))
+    params = {"W": base[:, ::2]}            # a strided view of base
+    expected = params["W"].copy()
+    g = rng.standard_normal((6, 4))
+    opt = Adam(lr=LR, beta1=BETA1, beta2=BETA2, eps=EPS)
+    state = opt.init(params)
+    opt.step(params, {"W": g}, state)
+    expected -= LR * g / (np.abs(g) + EPS)   # step 1: m_hat = g, v_hat = g**2
+    np.testing.assert_allclose(base[:, ::2], expected, rtol=1e-12, atol=0)
+
+
+def test_cache_blocks_cover_every_entry_once():
+    a, b = np.zeros((5, 7)), np.zeros((5, 7))
+    blocks = list(cache_blocks(a, b, block_bytes=8 * 4))
+    for x, y in blocks:
+        x += 1
+        y += 2
+    assert np.all(a == 1) and np.all(b == 2)
+    assert [len(x) for x, _ in blocks] == [4] * 8 + [3]
+    strided = np.zeros((4, 6))[:, ::2]
+    blocks = list(cache_blocks(strided, strided.copy(), block_bytes=8))
+    assert len(blocks) == 1 and blocks[0][0] is strided   # not contiguous: the whole arrays

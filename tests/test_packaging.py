@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 import vae_numpy
-from vae_numpy import _version, checkpoint, crosscheck
+from vae_numpy import _version
+from vae_numpy.crosscheck import fixture
+from vae_numpy.files import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +27,7 @@ print(read_configuration("setup.cfg")["metadata"]["version"])
 def test_every_module_reports_the_one_version():
     assert vae_numpy.__version__ == _version.__version__
     assert checkpoint.__version__ is _version.__version__
-    assert crosscheck.__version__ is _version.__version__
+    assert fixture.__version__ is _version.__version__
 
 
 def test_setup_cfg_reads_the_version_without_numpy():
@@ -35,22 +37,63 @@ def test_setup_cfg_reads_the_version_without_numpy():
     assert out.stdout.strip() == _version.__version__
 
 
+def package_modules():
+    """{dotted name inside the package: path}, e.g. "model", "data" (data/__init__.py),
+    "data.npfiles"; the root's __init__ is "__init__"."""
+    names = {}
+    for path in sorted((ROOT / "vae_numpy").rglob("*.py")):
+        parts = list(path.relative_to(ROOT / "vae_numpy").with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        names[".".join(parts)] = path
+    return names
+
+
+def _resolve(importer, is_package, node):
+    """The dotted package/module name a relative (or absolute vae_numpy) import names."""
+    if node.level == 0:
+        if not (node.module or "").split(".")[0] == "vae_numpy":
+            return None
+        return node.module[len("vae_numpy"):].lstrip(".")
+    base = [] if importer == "__init__" else importer.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def package_imports():
     """{module: set of package modules it imports}, from the source (function-local imports
-    included). A name imported from the package root that is not a module is recorded as the
-    root, ``"__init__"``."""
+    included). Importing ``a.b`` also runs the package ``a``'s __init__, so that is an edge too
+    (unless the importer lives inside ``a``, which is then already being imported). A name
+    imported from the package root that is not a module is recorded as the root, ``"__init__"``."""
     import ast
-    modules = {p.stem for p in (ROOT / "vae_numpy").glob("*.py")}
+    modules = package_modules()
     graph = {}
-    for name in modules - {"__init__", "__main__"}:
-        tree = ast.parse((ROOT / "vae_numpy" / f"{name}.py").read_text())
+    for name, path in modules.items():
+        if name in ("__init__", "__main__"):
+            continue
+        is_package = path.name == "__init__.py"
+        tree = ast.parse(path.read_text())
         edges = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    edges.add(node.module.split(".")[0])
-                else:
-                    edges.update(a.name if a.name in modules else "__init__" for a in node.names)
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                target = _resolve(name, is_package, node)
+                if target is None:
+                    continue
+                for a in node.names:
+                    sub = f"{target}.{a.name}" if target else a.name
+                    targets.append(sub if sub in modules else (target or "__init__"))
+            elif isinstance(node, ast.Import):
+                targets = [a.name[len("vae_numpy"):].lstrip(".") or "__init__"
+                           for a in node.names if a.name.split(".")[0] == "vae_numpy"]
+            for target in targets:
+                parts = target.split(".")
+                for i in range(1, len(parts) + 1):   # the packages on the way, then the module
+                    step = ".".join(parts[:i])
+                    if step != name and not name.startswith(step + "."):
+                        edges.add(step)
         graph[name] = edges
     return graph
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from vae_numpy.plotting import (image_grid, manifold_latents, plot_latent, plot_loss_curves,
+from vae_numpy.figures.plotting import (image_grid, manifold_latents, plot_latent, plot_loss_curves,
                                 plot_manifold, plot_reconstructions, plot_samples,
                                 principal_components)
 
@@ -105,9 +105,10 @@ def test_bad_figure_inputs(tmp_path):
 
 def test_package_imports_without_matplotlib():
     code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "import vae_numpy, vae_numpy.train, vae_numpy.checkpoint, vae_numpy.plotting\n"
+            "import vae_numpy, vae_numpy.train, vae_numpy.files.checkpoint\n"
+            "import vae_numpy.figures.plotting\n"
             "try:\n"
-            "    vae_numpy.plotting.plot_samples([[0.0]], (1, 1), 'x.png', 1)\n"
+            "    vae_numpy.figures.plotting.plot_samples([[0.0]], (1, 1), 'x.png', 1)\n"
             "except ImportError as err:\n"
             "    assert 'pip install matplotlib' in str(err), err\n"
             "    print('ok')\n")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.crosscheck import (compare, compare_files, make_fixture, read_fixture,
                                   write_fixture)
 from vae_numpy.data import load_npy, load_npz, read_idx, write_idx
-from vae_numpy.errors import FileFormatError, MissingArrayError, NonFiniteError
+from vae_numpy.files.errors import FileFormatError, MissingArrayError, NonFiniteError
 from vae_numpy.optim import SGD, Adam
 
 CFG = VAEConfig(input_dim=6, latent_dim=2, encoder_hidden=(4,), decoder_hidden=(4,))

@@ -19,8 +19,8 @@ from jax import random  # noqa: E402
 
 from vae_numpy import VAEConfig  # noqa: E402
 from vae_numpy.crosscheck import compare, make_fixture, write_fixture  # noqa: E402
-from vae_numpy.interop import (FLAX_EXAMPLES_NAMES, NoiseDrawWarning, jax_noise,  # noqa: E402
-                               tree_grads, tree_params)
+from vae_numpy.crosscheck.interop import (FLAX_EXAMPLES_NAMES, NoiseDrawWarning,  # noqa: E402
+                                          jax_noise, tree_grads, tree_params)
 
 pytestmark = pytest.mark.jax
 
@@ -162,7 +162,7 @@ def test_a_raw_flax_gradient_tree_is_incomplete(tmp_path, monkeypatch):
     ns = run_flax(tmp_path, monkeypatch)
     report = compare(ns["fixture"], {"loss": ns["loss"], "grads": ns["grads"]})
     assert report.status == "INCOMPLETE", str(report)
-    assert "vae_numpy.interop.tree_grads" in report.verdict()
+    assert "vae_numpy.crosscheck.interop.tree_grads" in report.verdict()
     assert compare(ns["fixture"], {"loss": ns["loss"]}).status == "INCOMPLETE"
     assert compare(ns["fixture"], {"grads": tree_grads(ns["grads"])}).status == "INCOMPLETE"
 

@@ -17,9 +17,9 @@ from examples_style_torch import BUGS, VAE, loss_function, loss_terms  # noqa: E
 
 from vae_numpy import VAEConfig  # noqa: E402
 from vae_numpy.crosscheck import compare, make_fixture, write_fixture  # noqa: E402
-from vae_numpy.interop import (PYTORCH_EXAMPLES_NAMES, NoiseDrawWarning,  # noqa: E402
-                               load_torch, torch_grads, torch_noise)
-from vae_numpy.testing import assert_matches_fixture  # noqa: E402
+from vae_numpy.crosscheck.interop import (PYTORCH_EXAMPLES_NAMES, NoiseDrawWarning,  # noqa: E402
+                                          load_torch, torch_grads, torch_noise)
+from vae_numpy.crosscheck.testing import assert_matches_fixture  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "crosscheck.md"
 # The pytorch/examples layout (one hidden layer each side, ReLU, Bernoulli), small. D, J and B

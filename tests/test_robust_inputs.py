@@ -8,7 +8,7 @@ import pytest
 
 import vae_numpy
 from vae_numpy import VAEConfig, init_params, loss_and_grads, sample
-from vae_numpy.checks import LOGVAR_MAX, check_support
+from vae_numpy.files.checks import LOGVAR_MAX, check_support
 from vae_numpy.evaluate import (active_units, elbo, encode_all, evaluate_elbo, evaluate_model,
                                 iw_log_likelihood, log_importance_weights, mutual_information,
                                 rate_distortion)

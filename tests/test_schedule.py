@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vae_numpy import VAEConfig, init_params
-from vae_numpy.checkpoint import load_checkpoint, save_checkpoint
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.data import synthetic_dataset
 from vae_numpy.optim import Adam
 from vae_numpy.schedule import (BURDA_EPOCHS, Budget, StagedSchedule, burda_lr, burda_schedule)

@@ -9,7 +9,7 @@ from .model import (VAEConfig, decode, decoder_outputs, encode, init_params, los
                     loss_terms, param_shapes, reconstruct, sample)
 from .train import init_output_bias, train
 from .iwae import iwae_loss_and_grads
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .files.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset, synthetic_dataset
 from .crosscheck import Report, compare, compare_files, make_fixture, read_fixture, write_fixture
 from .evaluate import (active_units, bits_per_dim, elbo, evaluate_elbo, evaluate_model,

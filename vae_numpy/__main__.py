@@ -1,4 +1,7 @@
-r"""Command line: ``python -m vae_numpy fixture ...`` and ``python -m vae_numpy compare ...``.
+r"""Command line: ``python -m vae_numpy train|evaluate|fixture|compare ...`` (or ``vae-numpy``).
+
+    python -m vae_numpy train --quick --out-dir runs/quick          # train, metrics, figures
+    python -m vae_numpy evaluate runs/quick/checkpoint.npz --quick  # -log p(x) and diagnostics
 
     python -m vae_numpy fixture --out case.npz                       # a small float64 case
     python -m vae_numpy fixture --out case.npz --input-dim 784 --encoder-hidden 400 \
@@ -33,10 +36,32 @@ def widths(text):
             f"got {text!r}") from None
 
 
+# Commands with their own parser (vae_numpy/commands/<name>.py): everything after the name is
+# theirs, flags and --help included.
+SCRIPT_COMMANDS = {
+    "train": "train a VAE on MNIST-like images, write metrics, checkpoint and figures",
+    "evaluate": "evaluate a checkpoint: -log p(x) by importance sampling, -ELBO, diagnostics",
+}
+
+
+def run_script_command(name, argv):
+    r"""Run ``vae_numpy.commands.<name>.main(argv)``; its dict of results is written to files
+    and stdout, so the exit status is 0 (its errors exit 1 with one line, or 2 for usage)."""
+    if name == "train":
+        from .commands.train import main as command
+    else:
+        from .commands.evaluate import main as command
+    command(argv)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
+        commands.add_parser(name, help=text + f" (see `{parser.prog} {name} --help`)",
+                            add_help=False)
 
     fx = commands.add_parser("fixture", help="write a test case (.npz) for another framework")
     fx.add_argument("--out", required=True, help="path of the .npz to write")
@@ -102,6 +127,9 @@ def run_compare(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SCRIPT_COMMANDS:
+        return run_script_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     args.exit_code = 0  # what a command that has done its work returns if its reader leaves
     try:

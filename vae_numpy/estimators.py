@@ -20,6 +20,12 @@ sample ``z = mu + std * eps``, ``std = exp(logvar / 2)``, ``eps ~ N(0, I)``:
 
 Each estimator returns the S single-sample estimates; their mean over S is the S-sample
 estimate, and :func:`variance_of_mean` measures its variance from replicates.
+
+Not to be confused with the ``estimator`` of :func:`vae_numpy.iwae.iwae_loss_and_grads`
+("iwae", "stl", "dreg"): those are three estimators of the IWAE bound's encoder gradient,
+which differ in what they do with the score term of log q. They meet this module in one
+place: DReG is unbiased because the score-function and the pathwise estimators here have the
+same expectation.
 """
 import numpy as np
 

@@ -32,11 +32,11 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import gaussian
-from .fast_iw import LogWeights
+from .files.checks import check_number
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
+from .iwae import sample_blocks
 from .likelihoods import get_likelihood
-from .checks import check_number
-from .model import check_batch, decoder_outputs, encode, loss_terms, params_dtype
+from .model import check_batch, decoder_forward, encode, loss_terms, params_dtype
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
 DEFAULT_BATCH_SIZE = 100      # examples per chunk
@@ -97,12 +97,20 @@ def _log_weights(params, x, mu, logvar, eps, cfg):
     (= ``-0.5 * sum_j (log(2 pi) + logvar_j + eps_j**2)``), which is
     ``log N(z; mu, diag(exp(logvar)))`` at ``z = mu + std * eps`` because ``(z - mu) / std = eps``
     (exact, and free of the cancellation in ``z - mu`` when std is small).
+
+    The decoder and the likelihood run on blocks of whole samples
+    (:func:`vae_numpy.iwae.sample_blocks`, about 0.5 MB of outputs each), so their arrays stay
+    in the cache; each row is computed on its own, so the blocks do not change the numbers.
+    Inputs are not checked (the callers did).
     """
     S, B, J = eps.shape
+    likelihood = get_likelihood(cfg.likelihood)
     z = mu + std_from_logvar(logvar) * eps  # (S, B, J)
-    outs = decoder_outputs(params, z.reshape(S * B, J), cfg)
-    outs = tuple(o.reshape(S, B, -1) for o in outs)  # each (S, B, D)
-    log_px_z = -get_likelihood(cfg.likelihood).nll(x, outs, cfg.sigma)  # (S, B)
+    log_px_z = np.empty((S, B), eps.dtype)  # (S, B)
+    for ks in sample_blocks(S, B * cfg.input_dim * eps.dtype.itemsize):
+        outs, _ = decoder_forward(params, z[ks].reshape(-1, J), cfg)  # each (s*B, D)
+        outs = tuple(out.reshape(-1, B, cfg.input_dim) for out in outs)  # each (s, B, D)
+        log_px_z[ks] = -likelihood.nll(x, outs, cfg.sigma)
     log_q = log_standard_normal(eps) - 0.5 * np.sum(logvar, axis=-1)  # (S, B)
     return log_px_z + log_standard_normal(z) - log_q
 
@@ -189,7 +197,6 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     k, N, J = int(k), x.shape[0], cfg.latent_dim
     seed = int(rng.integers(2**63))
     out = np.empty(N)
-    log_weights = LogWeights(params, cfg)  # _log_weights computed in cache-sized blocks
     start_time = time.perf_counter()
     for start in range(0, N, batch_size):
         xb = x[start:start + batch_size]  # (B, D)
@@ -199,7 +206,7 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
         for s in range(0, k, chunk_size):
             S = min(chunk_size, k - s)
             eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators], axis=1)
-            log_w[s:s + S] = log_weights(xb, mu, logvar, eps)
+            log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
         out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
         done = start + len(xb)
         _progress(progress, f"IW log-likelihood, K = {k}: {done}/{N} examples, "

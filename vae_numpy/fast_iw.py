@@ -22,11 +22,43 @@ the package's own functions on each block.
 """
 import numpy as np
 
-from .fast_step import IN_PLACE_ACTIVATIONS, bernoulli_nll_rows
 from .gaussian import log_standard_normal, std_from_logvar
 from .layers import activation_pair
 from .likelihoods import get_likelihood
 from .threads import num_threads, row_blocks, run_blocks, scratch
+
+
+class ReluInPlace:
+    r"""``h = max(a, 0)``, written over a."""
+
+    def forward(self, a):
+        return np.maximum(a, 0, out=a)
+
+
+class TanhInPlace:
+    r"""``h = tanh(a)``, written over a."""
+
+    def forward(self, a):
+        return np.tanh(a, out=a)
+
+
+IN_PLACE_ACTIVATIONS = {"relu": ReluInPlace, "tanh": TanhInPlace}
+
+
+def bernoulli_nll_rows(x, logits, rec, sp, scratch):
+    r""":func:`vae_numpy.likelihoods.bernoulli_nll` of some rows, into ``rec`` (b,).
+
+    ``rec = sum_d [softplus(l) - x * l]`` with ``softplus(l) = max(l, 0) + log1p(exp(-|l|))``,
+    the same operations in the same order as the readable function; ``sp`` and ``scratch``
+    (b, D) are overwritten. x may broadcast against logits (the same x for every sample).
+    """
+    np.abs(logits, out=sp)
+    np.negative(sp, out=sp)
+    np.exp(sp, out=sp)
+    np.log1p(sp, out=sp)
+    sp += np.maximum(logits, 0, out=scratch)       # softplus(l)
+    sp -= np.multiply(x, logits, out=scratch)      # softplus(l) - x * l
+    np.sum(sp, axis=-1, out=rec)
 
 # Bytes of one block's (rows, D) decoder output: about 1 MB, so the output, its scratch copy
 # and the weights' panel stay in a 2 MB L2 cache while the likelihood's passes run.

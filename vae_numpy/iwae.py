@@ -18,17 +18,71 @@ uses the analytic KL instead; the two agree in expectation, not sample by sample
 
 The noise has the sample axis first, eps (K, B, J), as in
 :func:`vae_numpy.evaluate.log_importance_weights`, which computes the same ``log w`` without a
-gradient. The decoder runs once on the (K*B, J) stack of every z, not K times.
+gradient. The decoder runs once on the (K*B, J) stack of every z, not K times; the
+likelihood's elementwise passes run on blocks of whole samples that fit in the cache
+(:func:`sample_blocks`), which changes no number (each row is computed on its own).
+
+Three estimators of the encoder's gradient (``estimator="iwae" | "stl" | "dreg"``, derived in
+:func:`iwae_loss_and_grads`): the exact gradient of L_K, sticking the landing (Roeder, Wu &
+Duvenaud 2017) and doubly reparameterized (Tucker, Lawson, Gu & Maddison 2019). They differ in
+what they do with the score term of log q, the derivative of the density with respect to q's
+parameters at a fixed sample. Not to be confused with :mod:`vae_numpy.estimators`, which
+compares the pathwise and score-function estimators of the gradient of an expectation
+``E_q[f(z)]`` with a given f: the same two ideas (through the sample, through the density), used
+there to estimate a different thing. The loss and the decoder's gradient are L_K's for all
+three. The VAE objective with the analytic KL (:func:`vae_numpy.model.loss_and_grads`) has no
+sticking-the-landing variant: its KL is a closed form with no sample, so there is no score term
+to leave out.
 """
 import math
 
 import numpy as np
 
+from .files.checks import check_logvar
 from .gaussian import (kl_standard_normal, log_standard_normal, reparameterize_backward,
                        reparameterize_forward)
 from .likelihoods import get_likelihood
 from .model import (check_batch, decoder_backward, decoder_forward, encoder_backward,
                     encoder_forward, params_dtype, reduce_batch, reduction_weights)
+
+
+# Bytes of one block of samples' (s, B, D) decoder outputs: the likelihood's elementwise passes
+# (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
+# of streaming the whole (K, B, D) stack through memory once per pass, and its temporaries are
+# small enough to be reused from one block to the next instead of mapped fresh.
+BLOCK_BYTES = 2**19
+
+
+def sample_blocks(n_samples, sample_bytes):
+    r"""Slices of a sample axis of length n_samples: whole samples, about BLOCK_BYTES each
+    (at least one sample) when one sample's (B, D) array takes ``sample_bytes``.
+
+    Per-example results do not depend on the blocks: each row is computed on its own.
+    """
+    step = max(1, BLOCK_BYTES // max(sample_bytes, 1))
+    return [slice(k, min(k + step, n_samples)) for k in range(0, n_samples, step)]
+
+
+def block(outs, ks):
+    r"""The samples ``ks`` of each decoder output: a tuple of (s, B, D) views."""
+    return tuple(out[ks] for out in outs)
+
+
+def nll_in_blocks(likelihood, x, outs, sigma):
+    r"""``rec_kb = -log p(x_b | z_kb)`` (K, B) for decoder outputs each (K, B, D), x (B, D),
+    the likelihood's ``nll`` run on blocks of samples (:func:`sample_blocks`)."""
+    blocks = sample_blocks(len(outs[0]), outs[0][0].nbytes)
+    return np.concatenate([likelihood.nll(x, block(outs, ks), sigma) for ks in blocks])
+
+
+def nll_backward_in_blocks(likelihood, dnll, x, outs, sigma):
+    r"""d (sum_kb dnll_kb * rec_kb) / d outs: a tuple of (K, B, D) arrays, one per decoder
+    output, the likelihood's ``nll_backward`` run on blocks of samples."""
+    douts = tuple(np.empty_like(out) for out in outs)
+    for ks in sample_blocks(len(outs[0]), outs[0][0].nbytes):
+        for dout, d in zip(douts, likelihood.nll_backward(dnll[ks], x, block(outs, ks), sigma)):
+            dout[ks] = d
+    return douts
 
 
 def log_mean_exp_and_softmax(log_w):
@@ -53,21 +107,57 @@ def log_mean_exp_and_softmax(log_w):
     return L, e / total
 
 
-def _iwae_step(params, x, eps, cfg, reduction="mean"):
+ESTIMATORS = ("iwae", "stl", "dreg")
+
+
+def check_estimator(estimator):
+    r"""Raise ValueError unless ``estimator`` is one of :data:`ESTIMATORS`."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS} (the IWAE gradient, sticking "
+                         f"the landing, doubly reparameterized), got {estimator!r}")
+
+
+def stopped_q_backward(dz, dlog_w, s, rep_cache, estimator):
+    r"""STL and DReG: d loss / d (mu, logvar) (B, J) along the samples' paths only.
+
+    ``log q`` is ``log N(z_k; stop(mu), stop(logvar))``, differentiated through
+    ``z_k = mu + std * eps_k`` alone: ``d(-log q)/dz_k = (z_k - mu) / std**2 = eps_k / std``.
+    Left out: the score term, ``d(-log q)/dmu = -eps_k / std`` and
+    ``d(-log q)/dlogvar = -(eps_k**2 - 1) / 2`` at fixed z_k (the IWAE gradient keeps it).
+    DReG weighs each sample's path by ``s_k**2`` instead of ``s_k``: one more factor ``s_k``.
+
+    Parameters
+    ----------
+    dz : (K, B, J) d loss / d z_k through the decoder and the prior (weights s_k).
+    dlog_w : (K, B) d loss / d log w_k; s : (K, B) softmax_k(log w).
+    rep_cache : (std (B, J), eps (K, B, J)) from the reparameterization.
+    """
+    std, eps = rep_cache
+    dz = dz + dlog_w[..., None] * (eps / std)            # d(-log q(z; stop(mu), stop(lv)))/dz
+    if estimator == "dreg":
+        dz = dz * s[..., None]                           # s_k * s_k: the weights squared
+    dmu, dlogvar = reparameterize_backward(dz, rep_cache)  # (K, B, J) each
+    return dmu.sum(axis=0), dlogvar.sum(axis=0)
+
+
+def _iwae_step(params, x, eps, cfg, reduction="mean", estimator="iwae"):
     r""":func:`iwae_loss_and_grads` without the input checks (train checks its data once).
 
     x (B, D) and eps (K, B, J) must already be arrays of the params' dtype; cfg.beta and
-    cfg.rec_weight are not looked at (the public function rejects values other than 1).
+    cfg.rec_weight are not looked at (the public function rejects values other than 1). The
+    encoder's logvar is checked (one max over (B, J)), as in every training step.
     """
+    check_estimator(estimator)
     K, B, J = eps.shape
     likelihood = get_likelihood(cfg.likelihood)
 
     # forward: x -> (mu, logvar) -> z_k -> outs_k -> log p(x|z_k); log p(z_k); log q(z_k|x)
     (mu, logvar), enc_cache = encoder_forward(params, x, cfg)        # (B, J) each
+    check_logvar(logvar)
     z, rep_cache = reparameterize_forward(mu, logvar, eps)           # (K, B, J)
     outs, dec_cache = decoder_forward(params, z.reshape(K * B, J), cfg)  # each (K*B, D)
-    x_k = np.broadcast_to(x, (K,) + x.shape).reshape(K * B, -1)      # (K*B, D), x per sample
-    rec = likelihood.nll(x_k, outs, cfg.sigma).reshape(K, B)         # (K, B), -log p(x|z_k)
+    outs = tuple(out.reshape(K, B, -1) for out in outs)              # each (K, B, D)
+    rec = nll_in_blocks(likelihood, x, outs, cfg.sigma)              # (K, B), -log p(x|z_k)
     log_q = log_standard_normal(eps) - 0.5 * logvar.sum(axis=-1)     # (K, B), no z in it
     log_w = -rec + log_standard_normal(z) - log_q                    # (K, B)
     iw_bound, s = log_mean_exp_and_softmax(log_w)                    # (B,), (K, B)
@@ -77,19 +167,24 @@ def _iwae_step(params, x, eps, cfg, reduction="mean"):
     grads = {}
     dper = reduction_weights(B, reduction, mu.dtype)                 # (B,) d loss / d(-L_b)
     dlog_w = -dper * s                                               # (K, B)
-    douts = likelihood.nll_backward(-dlog_w.reshape(K * B), x_k, outs, cfg.sigma)
+    douts = nll_backward_in_blocks(likelihood, -dlog_w, x, outs, cfg.sigma)  # each (K, B, D)
+    douts = tuple(dout.reshape(K * B, -1) for dout in douts)         # each (K*B, D)
     dz = decoder_backward(douts, dec_cache, cfg, grads).reshape(K, B, J)
     dz = dz - dlog_w[..., None] * z                                  # d log p(z)/dz = -z
-    dmu, dlogvar = reparameterize_backward(dz, rep_cache)            # (K, B, J) each
-    dlogvar_q = 0.5 * dlog_w.sum(axis=0)[:, None]                    # d(-log q)/dlogvar = 1/2
-    encoder_backward(dmu.sum(axis=0), dlogvar.sum(axis=0) + dlogvar_q, enc_cache, cfg, grads)
+    if estimator == "iwae":
+        dmu, dlogvar = reparameterize_backward(dz, rep_cache)        # (K, B, J) each
+        dlogvar_q = 0.5 * dlog_w.sum(axis=0)[:, None]                # d(-log q)/dlogvar = 1/2
+        dmu, dlogvar = dmu.sum(axis=0), dlogvar.sum(axis=0) + dlogvar_q
+    else:
+        dmu, dlogvar = stopped_q_backward(dz, dlog_w, s, rep_cache, estimator)
+    encoder_backward(dmu, dlogvar, enc_cache, cfg, grads)
 
     terms = {"iw_bound": iw_bound, "log_weights": log_w, "rec": rec.mean(axis=0),
              "kl": kl_standard_normal(mu, logvar), "mu": mu, "logvar": logvar}
     return loss, {k: grads[k] for k in params}, terms
 
 
-def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean"):
+def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean", estimator="iwae"):
     r"""The negative importance-weighted bound of a batch and its gradient for every parameter.
 
     ``loss = reduce_b(-L_K(x_b))`` with ``L_K(x) = logsumexp_k(log w_k) - log K``,
@@ -114,6 +209,41 @@ def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean"):
     The -log q term thus contributes ``+1/2 * sum_k s_k = 1/2`` to d L_K / d logvar_j per
     example, and the decoder and prior terms reach mu and logvar through z.
 
+    **Estimators of the encoder's gradient.** Written as the density at the sample,
+    ``log q(z_k; mu, logvar)`` changes with the encoder's output in two ways:
+
+        path  (through z_k, q's parameters held):  d log q / dz_k = -(z_k - mu) / std**2
+              = -eps_k / std, giving -eps_k / std to d/dmu and -eps_k**2 / 2 to d/dlogvar
+        score (q's parameters, z_k held):  +eps_k / std to d/dmu, +(eps_k**2 - 1) / 2 to
+              d/dlogvar
+
+    Their sum is the eps form's 0 and -1/2. The score term has mean 0 under q, but not once it
+    is multiplied by s_k, which depends on z_k. With ``log v_k = log p(x|z_k) + log p(z_k)
+    - log N(z_k; stop(mu), stop(logvar))`` (the same value as log w_k; stop(.) is a constant
+    copy) and ``path_k = d log v_k / dz_k * dz_k / d(mu, logvar)``:
+
+    - ``"iwae"``: ``sum_k s_k (path_k - score_k)``, the exact gradient of L_K.
+    - ``"stl"``, sticking the landing (Roeder, Wu & Duvenaud 2017): ``sum_k s_k path_k``, the
+      score term left out. It is the exact gradient, for every parameter, of the surrogate
+      ``F_STL = -reduce_b sum_k stop(s_kb) log v_kb``. At K = 1 it is the gradient of the
+      one-sample Monte Carlo ELBO with the entropy's score term dropped, unbiased; for K > 1 it
+      is biased by ``E[sum_k s_k score_k] != 0``. It is exactly 0 for every draw when q is the
+      true posterior (log v_k = log p(x) for every z_k), where the IWAE gradient is 0 only in
+      expectation.
+    - ``"dreg"``, doubly reparameterized (Tucker, Lawson, Gu & Maddison 2019):
+      ``sum_k s_k**2 path_k``. Unbiased for the IWAE gradient: the score-function identity
+      ``E_q[f(z) d log q(z)/d phi] = E[df/dz * dz/d phi]`` (score function = pathwise in
+      expectation, :mod:`vae_numpy.estimators`) with ``f = s_k`` and ``ds_k/d log w_k =
+      s_k (1 - s_k)`` gives ``E[s_k score_k] = E[s_k (1 - s_k) path_k]``, so
+      ``E[sum_k s_k (path_k - score_k)] = E[sum_k s_k**2 path_k]``. It is the exact gradient of
+      ``F_DReG = -reduce_b sum_k [stop(s_kb**2) log v_kb(encoder; stop(decoder))
+      + stop(s_kb) log w_kb(stop(encoder); decoder)]``: the first term reaches the encoder, the
+      second the decoder. At K = 1 (s = 1) it equals STL bit for bit.
+
+    For all three the loss value, the terms and the decoder's gradient are L_K's; only the
+    encoder's gradient differs. The analytic-KL VAE objective has no STL variant (its KL has no
+    sample, so no score term).
+
     beta, free bits and rec_weight do not apply: the bound is trained as it is. A config with
     ``beta != 1`` or ``rec_weight != 1`` is refused (ValueError) rather than silently ignored.
 
@@ -124,17 +254,25 @@ def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean"):
     eps : (K, B, J) standard normal noise, the sample axis first, same dtype as params.
     cfg : VAEConfig (any likelihood and activation), beta = rec_weight = 1.
     reduction : "mean" or "sum" over the batch.
+    estimator : "iwae" (default), "stl" or "dreg": the encoder's gradient (see above).
 
     Returns
     -------
     loss : scalar of the params' dtype, ``reduce_b(-iw_bound_b)``.
-    grads : dict with exactly the keys of params, d loss / d param.
+    grads : dict with exactly the keys of params, d loss / d param (the encoder's entries
+        from the chosen estimator).
     terms : dict with per-example ``iw_bound`` (B,) (= L_K), ``log_weights`` (K, B),
         ``rec`` (B,) (``-mean_k log p(x|z_k)``, for reporting), the analytic ``kl`` (B,)
         (for reporting: not part of the loss), and ``mu``, ``logvar`` (B, J).
+
+    Raises
+    ------
+    FloatingPointError when the encoder's logvar exceeds
+    :data:`vae_numpy.checks.LOGVAR_MAX` (a diverged encoder), as in ``loss_and_grads``.
     """
+    check_estimator(estimator)
     x, eps = check_iwae_inputs(params, x, eps, cfg)
-    return _iwae_step(params, x, eps, cfg, reduction)
+    return _iwae_step(params, x, eps, cfg, reduction, estimator)
 
 
 def check_iwae_inputs(params, x, eps, cfg):

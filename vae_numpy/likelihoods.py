@@ -5,6 +5,8 @@ Shape letters: B batch, D data dimensions.
 Each ``*_nll`` returns ``rec_b = -log p(x_b | z_b)`` summed over the D data dimensions, in
 nats, shape (B,). Each ``*_nll_backward(dnll, ...)`` takes ``dnll`` of shape (B,) (d loss /
 d rec_b) and returns the gradients with respect to the decoder's unconstrained outputs.
+Leading axes broadcast: outputs of shape (S, B, D) for S samples of z per example, with x
+(B, D), give rec (S, B), and dnll (S, B) gives gradients (S, B, D).
 Everything is computed from logits or log-variances with a stable softplus: no clipping.
 
 At the end, one small class per likelihood (:class:`Bernoulli`, :class:`Gaussian`,
@@ -47,7 +49,7 @@ def bernoulli_nll(x, logits):
 
 def bernoulli_nll_backward(dnll, x, logits):
     r"""d rec / d logits = sigmoid(logits) - x, scaled by dnll (B,). Returns (B, D)."""
-    return dnll[:, None] * (expit(logits) - x)
+    return dnll[..., None] * (expit(logits) - x)
 
 
 def bernoulli_mean(logits):
@@ -83,7 +85,7 @@ def gaussian_nll(x, mean, sigma=1.0):
 
 def gaussian_nll_backward(dnll, x, mean, sigma=1.0):
     r"""d rec / d mean = (mean - x) / sigma**2, scaled by dnll (B,). Returns (B, D)."""
-    return dnll[:, None] * (mean - x) / sigma**2
+    return dnll[..., None] * (mean - x) / sigma**2
 
 
 # --- Gaussian with a learned per-pixel variance ---------------------------------------------
@@ -121,7 +123,7 @@ def gaussian_learned_nll_backward(dnll, x, mean, logvar):
     dmean, dlogvar : (B, D) arrays, each scaled by dnll (B,).
     """
     inv_var = np.exp(-logvar)
-    dnll = dnll[:, None]
+    dnll = dnll[..., None]
     return dnll * (mean - x) * inv_var, dnll * 0.5 * (1 - (x - mean) ** 2 * inv_var)
 
 
@@ -222,7 +224,7 @@ def continuous_bernoulli_nll(x, logits):
 
 def continuous_bernoulli_nll_backward(dnll, x, logits):
     r"""d rec / d l = sigmoid(l) - x - (1 / l - 1 / sinh(l)), scaled by dnll (B,)."""
-    return dnll[:, None] * (expit(logits) - x - cb_log_norm_grad(logits))
+    return dnll[..., None] * (expit(logits) - x - cb_log_norm_grad(logits))
 
 
 def continuous_bernoulli_mean(logits):

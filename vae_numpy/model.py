@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .checks import check_logvar, check_number, check_support
+from .files.checks import check_logvar, check_number, check_support
 from .gaussian import (kl_per_dimension, kl_standard_normal, kl_standard_normal_backward,
                        reparameterize_backward, reparameterize_forward)
 from .layers import activation_pair, dense_backward, dense_forward
@@ -160,10 +160,11 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     cfg : VAEConfig
     reduction : "mean" or "sum"
     free_bits : float >= 0, nats per latent dimension. 0 (default) is the plain objective.
-        Otherwise the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
-        device; ``terms["kl"]`` stays the true KL).
-    beta : the KL weight of this call; None (default) takes ``cfg.beta``. Training passes the
-        step's warm-up beta_t here instead of rebuilding the config every step.
+        Above 0 the KL in the loss is the free-bits KL of :func:`free_bits_kl` (a training
+        device; ``terms["kl"]`` stays the true KL). A negative value is a ValueError.
+    beta : float >= 0, the KL weight of this call; None (default) takes ``cfg.beta``.
+        Training passes the step's warm-up beta_t here instead of rebuilding the config every
+        step. A negative value is a ValueError.
 
     Returns
     -------
@@ -173,7 +174,8 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     terms : dict with per-example ``rec`` (B,), ``kl`` (B,), ``kl_objective`` (B,) (the KL
         in the loss, equal to ``kl`` without free bits), and ``mu``, ``logvar``, ``z`` (B, J).
     """
-    beta = cfg.beta if beta is None else beta
+    beta = cfg.beta if beta is None else check_number("loss_and_grads", "beta", beta, low=0)
+    check_number("loss_and_grads", "free_bits", free_bits, low=0)
     x, eps = check_inputs(params, x, eps, cfg)
     likelihood = get_likelihood(cfg.likelihood)
 
@@ -437,7 +439,7 @@ def check_batch(name, a, dtype, width, batch=None, likelihood=None):
     r"""Check a (B, width) float array of the params' dtype; return it (no copy, no cast).
 
     Finite values, and with ``likelihood`` (a likelihood name) values in its support
-    (:func:`vae_numpy.checks.check_support`): both from one min and one max over the array.
+    (:func:`vae_numpy.files.checks.check_support`): both from one min and one max over the array.
     """
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[1] != width or (batch is not None and a.shape[0] != batch):

@@ -7,9 +7,8 @@ never depends on the number of threads (each row block is computed exactly as it
 alone; row sums stay within one block).
 
 Who splits: the importance-weighted evaluation (:mod:`vae_numpy.fast_iw`), whose blocks are
-large. The training steps and Adam keep their small blocks on the calling thread
-(``vae_numpy.fast_step.STEP_THREADS``, ``vae_numpy.optim.ADAM_THREADS``): split, they were
-measured slower.
+large; nothing else uses this module. The training step and Adam run on the calling thread:
+their arrays are small, and split over two threads they were measured slower.
 
 The thread count, in order of precedence:
 

@@ -19,9 +19,13 @@ One step on a minibatch x (B, D), with every random draw taken from ``rng`` in t
              or mean_b(-L_K(x_b))                (objective="iwae", vae_numpy.iwae)
     params <- optimizer step on d objective / d params (after clipping the global norm)
 
+The objective and its gradient come from :func:`vae_numpy.model.loss_and_grads` (or
+vae_numpy.iwae's step) called at every step: the functions the docs derive are the ones
+that train.
+
 ``params``, the optimizer state and ``history`` are updated in place, so a checkpoint of
 (params, opt_state, rng, history) taken after any epoch continues bit for bit
-(:mod:`vae_numpy.checkpoint`): the step count, the schedule's stage and the budget's clock
+(:mod:`vae_numpy.files.checkpoint`): the step count, the schedule's stage and the budget's clock
 all continue from the history's last record.
 
 What is reported, per epoch, in nats per example: the true ``rec``, ``kl`` and
@@ -40,10 +44,9 @@ from .data import check_probabilities, bernoulli_draw, binarize_static, minibatc
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
-from .fast_iwae import FastIWAEStep
-from .fast_step import FastStep
+from .iwae import _iwae_step
 from .likelihoods import get_likelihood
-from .model import check_batch, params_dtype
+from .model import check_batch, loss_and_grads, params_dtype
 from .optim import clip_grad_norm
 
 BINARIZE = ("none", "static", "dynamic")
@@ -186,7 +189,9 @@ def format_record(r, total_epochs=None):
     text = (f"epoch {r['epoch']}{of}  train rec {r['train_rec']:.2f} kl {r['train_kl']:.2f} "
             f"-elbo {r['train_neg_elbo']:.2f}")
     if r.get("objective", "vae") == "iwae":
-        text += f" (-IW_{r['k']} {r['train_objective']:.2f})"
+        estimator = r.get("estimator", "iwae")
+        via = "" if estimator == "iwae" else f", {estimator} gradient"
+        text += f" (-IW_{r['k']} {r['train_objective']:.2f}{via})"
     elif r["train_objective"] != r["train_neg_elbo"]:
         text += f" (objective {r['train_objective']:.2f}, beta {r['beta']:.3g})"
     if "test_neg_elbo" in r:
@@ -200,29 +205,37 @@ def format_record(r, total_epochs=None):
 # --- the step ---------------------------------------------------------------------------------
 
 OBJECTIVES = ("vae", "iwae")
+# The IWAE objective's gradient estimators (vae_numpy.iwae): the IWAE gradient itself, sticking
+# the landing, doubly reparameterized. The analytic-KL VAE objective has none of these variants.
+ESTIMATORS = ("iwae", "stl", "dreg")
+# What train(step=...) accepts: "readable" runs loss_and_grads / the IWAE step of vae_numpy.iwae
+# themselves, "default" the fastest step the package has; no faster copy remains, so both run
+# the same functions.
+STEPS = ("default", "readable")
 
 
 def make_step(cfg, reduction="mean", free_bits=0.0):
-    r"""The training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
+    r"""The VAE training step: ``step(params, x, eps, beta) -> (loss, grads, terms)``.
 
-    One minibatch's objective ``reduce_b(rec_weight * rec_b + beta * kl_b)`` and its gradient,
-    equal bit for bit to :func:`vae_numpy.model.loss_and_grads`; ``beta`` is the step's KL
-    weight (beta_t under warm-up). The step is :class:`vae_numpy.fast_step.FastStep`: the same
-    operations into buffers kept between steps (its ``grads`` are overwritten by the next
-    call). ``train`` checks its data once, so the step skips the checks.
+    :func:`vae_numpy.model.loss_and_grads` itself, ``reduce_b(rec_weight * rec_b + beta *
+    kl_b)`` on one minibatch with its gradient; ``beta`` is the step's KL weight (beta_t under
+    warm-up). It checks its inputs and the encoder's logvar range at every step.
     """
-    return FastStep(cfg, reduction, free_bits)
+    def step(params, x, eps, beta):
+        return loss_and_grads(params, x, eps, cfg, reduction, free_bits, beta=beta)
+    return step
 
 
-def make_iwae_step(cfg, reduction="mean"):
+def make_iwae_step(cfg, reduction="mean", estimator="iwae"):
     r"""The IWAE training step: ``step(params, x, eps, beta) -> (loss, grads, terms)`` with
-    eps (K, B, J) and loss ``reduce_b(-L_K(x_b))`` (:func:`vae_numpy.iwae.iwae_loss_and_grads`;
-    beta is always 1 and ignored), equal bit for bit to :func:`vae_numpy.iwae._iwae_step`.
-    The step is :class:`vae_numpy.fast_iwae.FastIWAEStep`: the same operations into buffers
-    kept between steps (its ``grads`` are overwritten by the next call). ``train`` checks its
-    data once, so the step skips the checks.
+    eps (K, B, J) and loss ``reduce_b(-L_K(x_b))``: :func:`vae_numpy.iwae._iwae_step` itself
+    (:func:`vae_numpy.iwae.iwae_loss_and_grads` without the input checks: train checks its
+    data once). ``estimator`` picks the encoder's gradient estimator; beta is always 1 and
+    ignored.
     """
-    return FastIWAEStep(cfg, reduction)
+    def step(params, x, eps, beta):
+        return _iwae_step(params, x, eps, cfg, reduction, estimator=estimator)
+    return step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +291,8 @@ class TrainState:
 
 def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_epochs,
                    free_bits, clip_norm, history):
-    # The data is checked here, once (finite, in the likelihood's support); the steps are not.
+    # The data is checked here, once (finite, in the likelihood's support), before any work;
+    # the VAE step (loss_and_grads) checks its minibatch again, the IWAE step does not.
     x_train = check_batch("x_train", x_train, dtype, cfg.input_dim, likelihood=cfg.likelihood)
     if len(x_train) == 0:
         raise ValueError("x_train is empty; train needs at least one example")
@@ -301,9 +315,12 @@ def _check_options(cfg, x_train, dtype, epochs, batch_size, binarize, kl_warmup_
 
 
 def _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
-               optimizer):
+               optimizer, step):
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {STEPS}, got {step!r} (both run "
+                         "loss_and_grads / vae_numpy.iwae's step: no faster copy remains)")
     if int(k) != k or k < 1:
         raise ValueError(f"k (importance samples per example) must be an integer >= 1, got {k!r}")
     if objective == "vae" and k != 1:
@@ -320,6 +337,26 @@ def _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule,
                          "or Budget(3600, 'seconds')): its stages are fractions of the budget")
     if schedule is not None and not hasattr(optimizer, "lr"):
         raise TypeError(f"a schedule sets optimizer.lr, which {type(optimizer).__name__} lacks")
+
+
+def _estimator(objective, estimator, history):
+    r"""The run's IWAE gradient estimator (None for the VAE), checked against ``history``."""
+    if estimator is not None and objective != "iwae":
+        raise ValueError(f"estimator={estimator!r} needs objective='iwae': the VAE objective's "
+                         "KL is analytic, so it has no sticking-the-landing or DReG variant "
+                         "(leave estimator None)")
+    if objective != "iwae":
+        return None
+    estimator = "iwae" if estimator is None else estimator
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    last = history[-1] if history else {}
+    saved = last.get("estimator", "iwae")   # records written before estimators were "iwae"
+    if last.get("objective") == "iwae" and saved != estimator:
+        raise ValueError(f"estimator={estimator!r}, but the run in history trained with "
+                         f"estimator={saved!r}: a resumed run keeps its gradient estimator "
+                         f"(pass estimator={saved!r}, or start a new run without the history)")
+    return estimator
 
 
 def _spent(history):
@@ -400,7 +437,8 @@ def _objective_sum(terms, cfg, beta_t, objective):
 def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, x_test=None,
           opt_state=None, history=None, binarize="none", kl_warmup_epochs=0, free_bits=0.0,
           clip_norm=None, reduction="mean", eval_seed=EVAL_NOISE_SEED, progress=True,
-          stream=None, callback=None, objective="vae", k=1, schedule=None, budget=None):
+          stream=None, callback=None, objective="vae", k=1, schedule=None, budget=None,
+          estimator=None, step="default"):
     r"""Train a VAE (or an IWAE) with minibatch gradient steps; returns the history.
 
     Each step minimizes, on a minibatch, ``reduce_b(cfg.rec_weight * rec_b + beta_t * kl_b)``
@@ -446,6 +484,17 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         (e.g. to save a checkpoint).
     objective : "vae" (default) or "iwae" (Burda et al. 2016; eps is drawn (K, B, J)).
     k : K, importance samples per example for objective="iwae" (1 for the VAE).
+    estimator : objective="iwae" only: the encoder's gradient estimator, "iwae" (the default,
+        the gradient of L_K), "stl" (sticking the landing) or "dreg" (doubly reparameterized);
+        see :func:`vae_numpy.iwae.iwae_loss_and_grads`. Recorded in every history record; a
+        run continued from a history refuses another estimator. With objective="vae" any
+        value is an error: the analytic KL has no such variants.
+    step : "default" or "readable". "readable" runs :func:`vae_numpy.model.loss_and_grads`
+        (objective="vae") or :func:`vae_numpy.iwae._iwae_step` (objective="iwae") at every
+        step, the functions the docs derive; "default" runs the fastest step the package has.
+        No faster copy of either remains, so today both run the same functions and give the
+        same numbers bit for bit (tests/test_train_step.py); the switch is there so that a
+        reader can check that, and anything else is a ValueError.
     schedule : a :class:`vae_numpy.schedule.StagedSchedule`, or None (the optimizer's lr).
         Before every step it sets ``optimizer.lr`` from the fraction of ``budget`` spent.
     budget : a :class:`vae_numpy.schedule.Budget` for the whole run (epochs, steps or seconds
@@ -462,8 +511,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         training wall time so far); with x_test: ``test_rec``, ``test_kl``,
         ``test_neg_elbo``, ``eval_seconds``; with clip_norm: ``grad_norm_mean`` and
         ``clipped_fraction``; with a schedule: ``lr`` and ``stage`` of the epoch's last step;
-        for the IWAE: ``objective`` and ``k``; ``examples`` when the budget ended the epoch
-        early.
+        for the IWAE: ``objective``, ``k`` and ``estimator``; ``examples`` when the budget
+        ended the epoch early.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError("train needs rng = numpy.random.Generator (e.g. "
@@ -472,7 +521,8 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
     x_train = _check_options(cfg, x_train, dtype, epochs, batch_size, binarize,
                              kl_warmup_epochs, free_bits, clip_norm, history)
     _check_run(objective, k, cfg, kl_warmup_epochs, free_bits, epochs, schedule, budget,
-               optimizer)
+               optimizer, step)
+    estimator = _estimator(objective, estimator, history)
     if binarize != "none":
         check_probabilities(x_train, "x_train")   # once; the steps draw unchecked
     if binarize == "static":
@@ -484,7 +534,7 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
     progress = _Progress(sys.stderr if stream is None else stream, progress)
     n_batches = batches_per_epoch(len(x_train), batch_size)
     step_fn = (make_step(cfg, reduction, free_bits) if objective == "vae"
-               else make_iwae_step(cfg, reduction))
+               else make_iwae_step(cfg, reduction, estimator))
     plan = _Plan(cfg=cfg, batch_size=batch_size, binarize=binarize,
                  warmup_steps=int(round(kl_warmup_epochs * n_batches)), clip_norm=clip_norm,
                  objective=objective, k=int(k), schedule=schedule, budget=budget,
@@ -499,7 +549,7 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         label = f"epoch {epoch}" + ("" if end is None else f"/{end}")
         record = {"epoch": epoch}
         if objective == "iwae":
-            record.update(objective=objective, k=int(k))
+            record.update(objective=objective, k=int(k), estimator=estimator)
         record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
                                  rng=rng, x_train=x_train, first_step=steps, clock=clock,
                                  progress=progress, label=label))

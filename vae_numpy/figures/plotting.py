@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..files.atomic import atomic_write
 
 # Dots per inch of the saved PNGs: sharp enough to see strokes, small files (< 200 KB).
 DPI = 100
@@ -28,7 +28,7 @@ def new_figure(figsize):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError("vae_numpy.plotting needs matplotlib: pip install matplotlib "
+        raise ImportError("vae_numpy.figures.plotting needs matplotlib: pip install matplotlib "
                           "(or pip install vae_numpy[demos])") from err
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)

@@ -1,6 +1,6 @@
 r"""Assertions for a framework's own test suite (pytest, unittest): the cross-check as a test.
 
-    from vae_numpy.testing import assert_matches_fixture
+    from vae_numpy.crosscheck.testing import assert_matches_fixture
 
     def test_my_vae_matches_vae_numpy():
         ...                                    # load the fixture, run forward and backward
@@ -12,7 +12,8 @@ included, so the test log says what is wrong.
 """
 import os
 
-from .crosscheck import compare, read_fixture
+from .comparison import compare
+from .fixture import read_fixture
 
 
 def assert_matches_fixture(fixture, candidate, **options):

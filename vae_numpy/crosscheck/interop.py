@@ -33,8 +33,9 @@ from unittest import mock
 
 import numpy as np
 
-from .crosscheck import LOGVAR_HEADS, fixture_config, fixture_params, to_numpy
-from .model import param_shapes
+from ..model import param_shapes
+from .comparison import LOGVAR_HEADS, to_numpy
+from .fixture import fixture_config, fixture_params
 
 # The layer names of pytorch/examples' vae/main.py (784-400-20) and of the google/flax
 # examples' VAE (784-500-20, an Encoder and a Decoder submodule), by vae_numpy prefix.

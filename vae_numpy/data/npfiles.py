@@ -13,8 +13,9 @@ things, which this module adds on top of NumPy's own header parser
   member that inflates to less than its header says fails as "truncated" having held only what
   it really contained;
 - **one error type**: everything wrong with the content is a
-  :class:`~vae_numpy.errors.FileFormatError` naming the file (zip, zlib and header errors are
-  translated); file-system errors are the ``OSError`` of ``open``. See :mod:`vae_numpy.errors`.
+  :class:`~vae_numpy.files.errors.FileFormatError` naming the file (zip, zlib and header errors
+  are translated); file-system errors are the ``OSError`` of ``open``. See
+  :mod:`vae_numpy.files.errors`.
 """
 import json
 import math
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FileFormatError, MissingArrayError
+from ..files.errors import FileFormatError, MissingArrayError
 
 # Kinds of dtype an array may have: bool, signed/unsigned int, float, complex, bytes, str.
 # Everything else (object = pickles, structured records, datetimes) is refused.
@@ -102,7 +103,7 @@ def read_npy_stream(f, path, available, where=""):
 
 
 def read_npy(path):
-    r"""Read an ``.npy`` file under the reader contract (:mod:`vae_numpy.errors`)."""
+    r"""Read an ``.npy`` file under the reader contract (:mod:`vae_numpy.files.errors`)."""
     path = Path(path)
     with open(path, "rb") as f:   # OSError: the file system
         size = os.fstat(f.fileno()).st_size

@@ -30,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from .likelihoods import get_likelihood
+from ..likelihoods import get_likelihood
 
 # Largest logvar an entry point accepts, per dtype: half of log(finfo.max) (see above).
 LOGVAR_MAX = {name: 0.5 * math.log(np.finfo(name).max) for name in ("float64", "float32")}

@@ -1,7 +1,7 @@
 r"""Figures of the evaluation and the explanatory demos: bounds, KL estimates, gradient variance,
 KL per latent dimension, the rate-distortion trade-off.
 
-Like :mod:`vae_numpy.plotting` (whose figure and grid helpers these reuse), every function
+Like :mod:`vae_numpy.figures.plotting` (whose figure and grid helpers these reuse), every function
 takes already computed numbers and an output path, and writes one PNG atomically; matplotlib
 is imported lazily.
 """

@@ -1,4 +1,4 @@
-r"""Getting MNIST-like arrays in: IDX / npz / npy readers, synthetic digits, binarization.
+r"""Getting MNIST-like arrays in: the datasets, their sources, and the conversion to [0, 1].
 
 Shape letters: N examples, H x W pixels, D = H * W data dimensions, B batch.
 
@@ -15,184 +15,22 @@ Sources understood by :func:`load_dataset`:
 - an ``.npz`` in the Keras layout (``x_train, y_train, x_test, y_test``) or any key names;
 - an ``.npy`` or a single IDX image file (test split = a held-out tail, no labels).
 
-Binarization (Bernoulli likelihoods want x in {0, 1}): static (one draw per pixel, once),
-dynamic (a fresh draw per minibatch) and threshold; :func:`binarize_test_set` uses a
-fixed seed so every tool binarizes the test set identically.
+The IDX format is :mod:`vae_numpy.data.idx`, the npz/npy readers under it
+:mod:`vae_numpy.data.npfiles`, binarization :mod:`vae_numpy.data.binarize`, the digit renderer
+:mod:`vae_numpy.data.synthetic`; :mod:`vae_numpy.data` re-exports their public names.
 """
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import math
-import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import FileFormatError, MissingArrayError
-from .npfiles import NpzFile, read_at_most, read_npy
-# The digit renderer is its own module; its public names stay importable from here.
-from .synthetic import (BILINEAR_STD, BLUR_SIGMAS, BOX_FRACTION, DIGIT_TEMPLATES,  # noqa: F401
-                        JITTER, SPLINE_STEPS, synthetic_digits)
-
-__all__ = [
-    "Dataset", "make_dataset", "read_idx", "write_idx", "load_npz", "load_npy", "load_dataset",
-    "to_unit_interval", "binarize_static", "binarize_dynamic", "binarize_threshold",
-    "binarize_test_set", "synthetic_digits", "synthetic_dataset", "minibatches",
-]
-
-# ----------------------------------------------------------------------------- IDX
-
-# IDX type code -> big-endian dtype (LeCun's format description).
-IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-IDX_CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
-IDX_MAX_DIMS = 4
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _gzip_error(path, exc):
-    return FileFormatError(path, f"starts with the gzip magic bytes 1f 8b but does not "
-                                 f"decompress ({type(exc).__name__}: {exc}); the download is "
-                                 "probably incomplete")
-
-
-def _parse_idx_header(buf, path):
-    r"""Return ``(dtype, dims, header_size)`` of the IDX content ``buf``."""
-    if len(buf) < 4:
-        raise FileFormatError(path, f"{len(buf)} bytes is too short for an IDX header (4 bytes "
-                                    "of magic number); the file is truncated or not IDX")
-    zero0, zero1, code, ndim = buf[0], buf[1], buf[2], buf[3]
-    if zero0 != 0 or zero1 != 0:
-        raise FileFormatError(path, f"bad IDX magic number {buf[:4].hex(' ')}: the first two "
-                                    "bytes must be 00 00; this is not an (uncompressed or "
-                                    "gzip) IDX file")
-    if code not in IDX_DTYPES:
-        known = ", ".join(f"0x{c:02X} ({dt.name})" for c, dt in IDX_DTYPES.items())
-        raise FileFormatError(path, f"bad IDX dtype code 0x{code:02X}; known codes: {known}")
-    if not 1 <= ndim <= IDX_MAX_DIMS:
-        raise FileFormatError(path, f"IDX header says {ndim} dimensions; expected "
-                                    f"1..{IDX_MAX_DIMS}")
-    header_size = 4 + 4 * ndim
-    if len(buf) < header_size:
-        raise FileFormatError(path, f"truncated IDX header: {ndim} dimensions need "
-                                    f"{header_size} header bytes, the file has {len(buf)}")
-    dims = struct.unpack(f">{ndim}I", buf[4:header_size])
-    return IDX_DTYPES[code], dims, header_size
-
-
-def read_idx(path):
-    r"""Read an IDX file (raw or gzip) into a native-endian array.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        IDX file. Gzip is recognised by its magic bytes ``1f 8b`` whatever the suffix.
-
-    Returns
-    -------
-    ndarray, shape ``dims`` from the header
-        dtype uint8, int8, int16, int32, float32 or float64 (type codes 0x08, 0x09,
-        0x0B, 0x0C, 0x0D, 0x0E), native byte order.
-
-    Raises
-    ------
-    OSError
-        The file cannot be opened (FileNotFoundError, IsADirectoryError, ...).
-    vae_numpy.errors.FileFormatError (a ValueError)
-        Naming the file: bad magic number, unknown dtype code, number of dimensions not
-        in 1..4, a gzip stream that does not inflate, or a size that is not
-        header + prod(dims) * itemsize (truncated file or trailing bytes). A gzip file is
-        inflated only up to the size its header implies plus one byte.
-    """
-    path = Path(path)
-    with open(path, "rb") as f:   # OSError: the file system
-        if f.read(2) != GZIP_MAGIC:
-            f.seek(0)
-            return _read_idx_stream(f, path, os.fstat(f.fileno()).st_size)
-        f.seek(0)
-        try:
-            with gzip.GzipFile(fileobj=f) as g:
-                return _read_idx_stream(g, path, None)
-        except FileFormatError:
-            raise
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _gzip_error(path, exc) from exc
-
-
-def _read_idx_stream(f, path, size):
-    r"""Read the IDX content of stream ``f``; ``size`` is its length in bytes, or None (gzip).
-
-    The header is the only source of the size, and is checked before it is used: a raw file's
-    length must equal header + data before the data is read; a gzip stream is inflated up to
-    the header-implied size plus one byte (the byte that tells trailing data), never further.
-    """
-    head = bytes(read_at_most(f, 4))
-    n_dims = head[3] if len(head) == 4 and 1 <= head[3] <= IDX_MAX_DIMS else 0
-    dtype, dims, header_size = _parse_idx_header(head + bytes(read_at_most(f, 4 * n_dims)), path)
-    expected = math.prod(dims) * dtype.itemsize
-    if size is not None and size - header_size != expected:
-        raise _idx_size_error(path, dims, dtype, header_size, size - header_size)
-    data = read_at_most(f, expected + 1)
-    if len(data) != expected:
-        raise _idx_size_error(path, dims, dtype, header_size, len(data),
-                              at_least=size is None and len(data) > expected)
-    array = np.frombuffer(data, dtype=dtype).reshape(dims)
-    return array.astype(dtype.newbyteorder("="), copy=False)
-
-
-def _idx_size_error(path, dims, dtype, header_size, found, at_least=False):
-    expected = math.prod(dims) * dtype.itemsize
-    problem = "truncated" if found < expected else "trailing bytes"
-    return FileFormatError(path, f"{problem}: shape {dims} of {dtype.name} needs {expected} "
-                                 f"data bytes after the {header_size}-byte header, found "
-                                 f"{f'more than {expected}' if at_least else found}")
-
-
-def write_idx(path, array):
-    r"""Write ``array`` as an IDX file, gzip-compressed when ``path`` ends with ``.gz``.
-
-    The write is atomic: the bytes go to a temporary file in the same directory, which
-    then replaces ``path`` (``os.replace``), so a reader never sees a half-written file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    array : array_like, 1 to 4 dimensions
-        dtype uint8, int8, int16, int32, float32 or float64 (IDX has no other types).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    path = Path(path)
-    array = np.asarray(array)
-    code = IDX_CODES.get(array.dtype.newbyteorder("="))
-    if code is None:
-        names = ", ".join(dt.name for dt in IDX_CODES)
-        raise ValueError(f"write_idx: array has dtype {array.dtype}, which IDX cannot store; "
-                         f"cast it to one of {names}")
-    if not 1 <= array.ndim <= IDX_MAX_DIMS:
-        raise ValueError(f"write_idx: array has {array.ndim} dimensions (shape "
-                         f"{array.shape}); IDX files here hold 1..{IDX_MAX_DIMS}")
-    header = struct.pack(f">BBBB{array.ndim}I", 0, 0, code, array.ndim, *array.shape)
-    payload = header + array.astype(IDX_DTYPES[code]).tobytes()
-    if path.name.endswith(".gz"):
-        payload = gzip.compress(payload, mtime=0)
-    with atomic_write(path) as f:
-        f.write(payload)
-    return path
-
+from ..files.errors import MissingArrayError
+from .idx import read_idx
+from .npfiles import NpzFile, read_npy
+from .synthetic import synthetic_digits
 
 # ----------------------------------------------------------------------------- npz / npy
 
@@ -219,10 +57,10 @@ def load_npz(path, keys=None):
     ------
     OSError
         The file cannot be opened.
-    vae_numpy.errors.MissingArrayError (a FileFormatError and a KeyError)
+    vae_numpy.files.errors.MissingArrayError (a FileFormatError and a KeyError)
         When ``x_train``/``x_test``, or a label key given explicitly in ``keys``, is not in
         the file; the message lists the arrays the file has.
-    vae_numpy.errors.FileFormatError (a ValueError)
+    vae_numpy.files.errors.FileFormatError (a ValueError)
         Anything else wrong with the content (not a zip, a truncated or object array, a
         header that claims more bytes than the member holds), naming the file.
     """
@@ -251,7 +89,7 @@ def load_npy(path):
     r"""Read an ``.npy`` of images ``(N, H, W)`` or ``(N, D)`` as stored (no labels).
 
     Raises OSError when the file cannot be opened and
-    :class:`vae_numpy.errors.FileFormatError` (a ValueError naming the file) for bad content:
+    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file) for bad content:
     not .npy, an object array (no pickles), or a header claiming more bytes than the file has.
     """
     return read_npy(path)
@@ -307,7 +145,7 @@ def to_unit_interval(x, dtype=np.float64, name="x"):
     if np.issubdtype(x.dtype, np.integer):
         return _integer_to_unit(x, dtype, name)
     if np.issubdtype(x.dtype, np.floating):
-        _check_unit_float(x, name)
+        check_unit_float(x, name)
         return x.astype(dtype)
     raise TypeError(f"{name} has dtype {x.dtype}; expected uint8, another integer type, "
                     "bool or float pixel intensities")
@@ -326,7 +164,7 @@ def _integer_to_unit(x, dtype, name):
     return x.astype(dtype) / dtype.type(UINT8_MAX)
 
 
-def _check_unit_float(x, name):
+def check_unit_float(x, name):
     if x.size == 0:
         return
     if not np.all(np.isfinite(x)):
@@ -507,71 +345,6 @@ def load_dataset(path_or_name, *, dtype=np.float64, image_shape=None, keys=None,
     return make_dataset(x[:n_tr], None, x[n_tr:], None, dtype=dtype, image_shape=image_shape)
 
 
-# ----------------------------------------------------------------------------- binarization
-
-
-def check_probabilities(x, name="x"):
-    r"""``x`` as an array, checked to be float in [0, 1] (what binarization draws from)."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}; binarization wants float "
-                        "probabilities in [0, 1] (call to_unit_interval first)")
-    _check_unit_float(x, name)
-    return x
-
-
-def binarize_static(x, rng):
-    r"""One Bernoulli draw per pixel: ``x_bin = (u < x)``, ``u ~ U[0, 1)``, so P(1) = x.
-
-    Called once on a whole data set ("static" binarization). The uniforms are drawn in
-    float64 (``rng.random(x.shape)``) whatever the dtype of ``x``, in C order, so the
-    first k rows of ``x`` get the same draws as when binarized alone.
-
-    Parameters
-    ----------
-    x : ndarray, any shape, float in [0, 1]
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray, shape and dtype of ``x``, values in {0, 1}
-    """
-    return bernoulli_draw(check_probabilities(x), rng)
-
-
-def bernoulli_draw(x, rng):
-    r"""``x_bin = (u < x)``, ``u ~ U[0, 1)`` drawn in float64 in C order: the draw of
-    :func:`binarize_static` without its check that x is float in [0, 1] (train checks its
-    data once, then draws every minibatch with this)."""
-    return (rng.random(x.shape) < x).astype(x.dtype)
-
-
-def binarize_dynamic(x, rng):
-    r"""Dynamic binarization: the same draw as :func:`binarize_static`, made per minibatch.
-
-    Call it on every minibatch ``x (B, D)`` during training, with the training loop's
-    ``rng``: each call is a fresh draw, so over the epochs the model sees many binary
-    samples of each grey-level image (this regularizes, and it is the usual protocol
-    behind published MNIST log-likelihoods). Evaluate on :func:`binarize_test_set`.
-    """
-    return binarize_static(x, rng)
-
-
-def binarize_test_set(x, seed=0):
-    r"""Static binarization with a fixed seed: ``binarize_static(x, default_rng(seed))``.
-
-    Every run of every tool that calls this on the same test set gets the same binary
-    images, so evaluation numbers are comparable.
-    """
-    return binarize_static(x, np.random.default_rng(seed))
-
-
-def binarize_threshold(x, threshold=0.5):
-    r"""Deterministic binarization ``x_bin = (x > threshold)``, shape and dtype of ``x``."""
-    x = check_probabilities(x)
-    return (x > threshold).astype(x.dtype)
-
-
 # ----------------------------------------------------------------------------- minibatches
 
 
@@ -590,7 +363,7 @@ def minibatches(n, batch_size, rng):
 
 # ----------------------------------------------------------------------------- synthetic digits
 #
-# The renderer, synthetic_digits, lives in vae_numpy/synthetic.py (imported above, so
+# The renderer, synthetic_digits, lives in vae_numpy/data/synthetic.py (imported above, so
 # vae_numpy.data.synthetic_digits still works); here it becomes a Dataset.
 
 def synthetic_dataset(n_train=10000, n_test=2000, seed=0, dtype=np.float64):

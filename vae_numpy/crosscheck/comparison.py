@@ -1,4 +1,4 @@
-r"""Check another framework's VAE against vae_numpy: fixtures and the comparison report.
+r"""Check another framework's VAE against vae_numpy: the comparison and its report.
 
 Shape letters: B batch, D data dimensions, J latent dimensions.
 
@@ -15,21 +15,12 @@ the same ``x`` and ``eps``, and hand your numbers to :func:`compare`:
     report.status          # "PASS", "FAIL" or "INCOMPLETE"; report.passed is a bool
 
 The loss and every gradient are required; rec, kl, z, mu and logvar are optional and only
-sharpen the diagnosis (:mod:`vae_numpy.causes`). Moving parameters into a PyTorch or Flax
-model and gradients out of it: :mod:`vae_numpy.interop`; under pytest:
-:func:`vae_numpy.testing.assert_matches_fixture`.
+sharpen the diagnosis (:mod:`vae_numpy.crosscheck.causes`). Moving parameters into a PyTorch or
+Flax model and gradients out of it: :mod:`vae_numpy.crosscheck.interop`; under pytest:
+:func:`vae_numpy.crosscheck.testing.assert_matches_fixture`.
 
-Fixture layout (keys of the dict and of the ``.npz`` file):
-
-    config        0-d string array: JSON of the VAEConfig fields plus "reduction" and
-                  "vae_numpy_version"
-    param/<name>  every parameter; W is (in, out), so PyTorch's nn.Linear.weight is W.T
-    x (B, D), eps (B, J)
-    loss ()       reduce_b(rec_weight * rec_b + beta * kl_b), reduce = mean or sum over the
-                  batch (rec_weight = 1, the default, is the beta-weighted -ELBO)
-    rec (B,), kl (B,), z (B, J)
-    mu (B, J), logvar (B, J)  the encoder's outputs (since 0.2; older fixtures lack them)
-    grad/<name>   d loss / d param, the same shapes as param/<name>
+The fixture itself (its layout; making, writing and reading it):
+:mod:`vae_numpy.crosscheck.fixture`.
 
 Error measure (the one of :func:`vae_numpy.gradcheck.rel_error`): for a tensor ``a`` from the
 candidate and ``b`` from the fixture,
@@ -39,21 +30,19 @@ candidate and ``b`` from the fixture,
 i.e. the worst entry's error relative to the tensor's scale. Entry-by-entry relative error
 would flag entries that are zero up to round-off, where any two implementations disagree.
 """
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._version import __version__
-from .atomic import atomic_write
+from ..data.npfiles import read_npz
+from ..files.atomic import atomic_write
+from ..gradcheck import rel_error
+from ..model import encode, reduce_batch
 from .causes import find_causes
-from .errors import FileFormatError
-from .gradcheck import rel_error
-from .npfiles import json_entry, read_npz
-from .model import (REDUCTIONS, VAEConfig, encode, init_params, loss_and_grads, param_shapes,
-                    reduce_batch)
+from .fixture import (OPTIONAL_FIXTURE_KEYS, fixture_config, fixture_params, read_fixture,
+                      validate_fixture)
 
 # --- tolerances ---------------------------------------------------------------------------
 #
@@ -83,143 +72,7 @@ TOLERANCE_FLOAT32 = COMPARE_TOLERANCE_FLOAT32
 # required for a PASS; the others only sharpen the diagnosis of a failure.
 FORWARD_KEYS = ("loss", "rec", "kl", "z", "mu", "logvar")
 REQUIRED_KEYS = ("loss",)
-# Entries of the fixture layout written since 0.2; fixtures without them still read (their
-# reference mu and logvar are recomputed from the parameters).
-OPTIONAL_FIXTURE_KEYS = ("mu", "logvar")
 LOGVAR_HEADS = ("logvar", "log_sigma")
-
-
-# --- making, writing and reading fixtures -------------------------------------------------
-
-def draw_data(cfg, batch, rng):
-    r"""An input batch x (B, D) of cfg.dtype that suits the likelihood.
-
-    bernoulli: binary, each pixel 1 with probability 1/2; continuous_bernoulli: uniform on
-    [0, 1]; gaussian and gaussian_learned: standard normal (real valued).
-    """
-    shape = (batch, cfg.input_dim)
-    if cfg.likelihood == "bernoulli":
-        x = rng.random(shape) < 0.5
-    elif cfg.likelihood == "continuous_bernoulli":
-        x = rng.random(shape)
-    else:
-        x = rng.standard_normal(shape)
-    return x.astype(cfg.dtype)  # (B, D)
-
-
-def make_fixture(cfg, batch, seed, reduction="mean"):
-    r"""Build a fixture: parameters, x, eps and vae_numpy's loss, terms, z and gradients.
-
-    Everything is drawn from ``numpy.random.default_rng(seed)``, in this order: the parameters
-    (:func:`vae_numpy.init_params`, PyTorch's nn.Linear initialization), x (:func:`draw_data`),
-    then eps ~ N(0, I) of shape (B, J).
-
-    Parameters
-    ----------
-    cfg : VAEConfig (its dtype is the fixture's dtype)
-    batch : B, number of examples
-    seed : int
-    reduction : "mean" or "sum" over the batch
-
-    Returns
-    -------
-    dict in the fixture layout of the module docstring.
-    """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if int(batch) != batch or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    rng = np.random.default_rng(seed)
-    params = init_params(cfg, rng)
-    x = draw_data(cfg, batch, rng)  # (B, D)
-    eps = rng.standard_normal((batch, cfg.latent_dim)).astype(cfg.dtype)  # (B, J)
-    loss, grads, terms = loss_and_grads(params, x, eps, cfg, reduction=reduction)
-    fixture = {"config": np.array(_config_json(cfg, reduction))}
-    fixture.update({f"param/{k}": v for k, v in params.items()})
-    fixture.update({"x": x, "eps": eps, "loss": np.asarray(loss, dtype=cfg.dtype),
-                    "rec": terms["rec"], "kl": terms["kl"], "z": terms["z"],
-                    "mu": terms["mu"], "logvar": terms["logvar"]})
-    fixture.update({f"grad/{k}": v for k, v in grads.items()})
-    return fixture
-
-
-def _config_json(cfg, reduction):
-    return json.dumps({**cfg.to_dict(), "reduction": reduction,
-                       "vae_numpy_version": __version__}, sort_keys=True)
-
-
-def fixture_config(fixture):
-    r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry."""
-    d = json.loads(str(fixture["config"]))
-    reduction = d.pop("reduction")
-    d.pop("vae_numpy_version", None)
-    return VAEConfig.from_dict(d), reduction
-
-
-def fixture_params(fixture):
-    r"""``{name: array}`` of the parameters (W as (in, out)), in vae_numpy's order."""
-    cfg, _ = fixture_config(fixture)
-    return {k: fixture[f"param/{k}"] for k in param_shapes(cfg)}
-
-
-def expected_shapes(cfg, batch):
-    r"""``{key: shape}`` of every array entry of a fixture for cfg and B = batch."""
-    shapes = {f"param/{k}": s for k, s in param_shapes(cfg).items()}
-    shapes.update({"x": (batch, cfg.input_dim), "eps": (batch, cfg.latent_dim), "loss": (),
-                   "rec": (batch,), "kl": (batch,), "z": (batch, cfg.latent_dim),
-                   "mu": (batch, cfg.latent_dim), "logvar": (batch, cfg.latent_dim)})
-    shapes.update({f"grad/{k}": s for k, s in param_shapes(cfg).items()})
-    return shapes
-
-
-def validate_fixture(fixture):
-    r"""Raise ValueError naming any entry that is missing, has the wrong shape, or is not finite."""
-    if "config" not in fixture:
-        raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
-                         "`python -m vae_numpy fixture --out case.npz`")
-    cfg, _ = fixture_config(fixture)
-    if "x" not in fixture:
-        raise ValueError("fixture has no 'x' entry")
-    expected = expected_shapes(cfg, np.shape(fixture["x"])[0])
-    missing = [k for k in expected if k not in fixture and k not in OPTIONAL_FIXTURE_KEYS]
-    if missing:
-        raise ValueError(f"fixture is missing entries {missing}")
-    for key, shape in expected.items():
-        if key in fixture and np.shape(fixture[key]) != shape:
-            raise ValueError(f"fixture entry {key!r} has shape {np.shape(fixture[key])}, "
-                             f"expected {shape} for its config")
-    non_finite = [k for k in expected if k in fixture and not np.all(np.isfinite(fixture[k]))]
-    if non_finite:   # NaN params would compare as PASS: nothing computed from them is checked
-        raise ValueError(f"fixture entries {non_finite[:4]} hold NaN or inf; a fixture holds "
-                         "finite numbers only (make a new one with `python -m vae_numpy "
-                         "fixture`)")
-
-
-def write_fixture(path, fixture):
-    r"""Write a fixture to ``path`` (an ``.npz``) atomically: a temp file, then os.replace."""
-    validate_fixture(fixture)
-    with atomic_write(path) as f:
-        np.savez(f, **fixture)
-    return os.fspath(path)
-
-
-def read_fixture(path):
-    r"""Read a fixture written by :func:`write_fixture` (no pickles), validated and finite.
-
-    Raises OSError when the file cannot be opened and :class:`vae_numpy.errors.FileFormatError`
-    (a ValueError naming the file) for any problem of its content: not an .npz, a bad
-    ``config`` entry, a missing entry or wrong shape, NaN or inf anywhere (docs/files.md).
-    """
-    fixture = read_npz(path)
-    config = json_entry(fixture, "config", path, dict)
-    if config.get("reduction") not in REDUCTIONS:
-        raise FileFormatError(path, f"the config's reduction must be one of {REDUCTIONS}, "
-                                    f"found {config.get('reduction')!r}")
-    try:
-        validate_fixture(fixture)
-    except (TypeError, ValueError, IndexError, KeyError) as err:
-        raise FileFormatError(path, f"not a valid fixture: {err}") from err
-    return fixture
 
 
 # --- the candidate: another implementation's numbers -----------------------------------------
@@ -252,7 +105,7 @@ def normalize_candidate(candidate, pytorch_layout=False, logvar_head="logvar"):
 
     A nested gradient tree (e.g. Flax's ``{"params": {"encoder": {"fc1": {"kernel": ...}}}}``)
     is flattened to ``grad/params/encoder/fc1/kernel``: not a fixture name, so the report lists
-    it as unrecognised (map it with :func:`vae_numpy.interop.tree_grads`).
+    it as unrecognised (map it with :func:`vae_numpy.crosscheck.interop.tree_grads`).
 
     logvar_head="log_sigma": the candidate's encoder head outputs log sigma, with 0.5 * W and
     0.5 * b loaded into it; its ``logvar`` entry (log sigma) is doubled and the head's
@@ -452,9 +305,11 @@ def _mapping_advice(keys):
     r"""How to map unrecognised keys, from what they look like."""
     text = " ".join(keys)
     if "kernel" in text or "params/" in text:
-        return (": a Flax/JAX tree; map it with vae_numpy.interop.tree_grads(grads, names)")
+        return (": a Flax/JAX tree; map it with "
+                "vae_numpy.crosscheck.interop.tree_grads(grads, names)")
     if "weight" in text or "bias" in text:
-        return (": PyTorch names; map them with vae_numpy.interop.torch_grads(model, names)")
+        return (": PyTorch names; map them with "
+                "vae_numpy.crosscheck.interop.torch_grads(model, names)")
     return ": use fixture names (loss, rec, kl, z, mu, logvar, grad/<name>)"
 
 
@@ -596,7 +451,7 @@ def _notes(cfg, candidate_dtype, logvar_head):
 def diagnose(fixture, flat, report):
     r"""Sentences naming likely causes, from the known mistakes' exact signatures.
 
-    See :mod:`vae_numpy.causes`: each known mistake's prediction is recomputed from the
+    See :mod:`vae_numpy.crosscheck.causes`: each known mistake's prediction is recomputed from the
     fixture (e.g. ``rec / D`` for a reconstruction averaged over pixels, or the loss
     ``sum rec / (B*D) + sum kl`` of ``binary_cross_entropy(..., reduction="mean")``) and
     compared with what the candidate handed over; from the loss alone when that is all there

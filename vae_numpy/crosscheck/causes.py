@@ -44,10 +44,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gaussian import kl_standard_normal
-from .gradcheck import rel_error
-from .likelihoods import get_likelihood
-from .model import VAEConfig, decoder_outputs, encode
+from ..gaussian import kl_standard_normal
+from ..gradcheck import rel_error
+from ..likelihoods import get_likelihood
+from ..model import VAEConfig, decoder_outputs, encode
 
 # --- tolerances ------------------------------------------------------------------------------
 #
@@ -72,7 +72,8 @@ WORLD_CAUSES = {
     "no_noise": "z = mu: the noise eps is not applied (eval mode?); z = mu + std * eps",
     "log_sigma": "the encoder's second head outputs log sigma, not logvar = log sigma**2 "
                  "(a correct model in another convention): load 0.5 * W and 0.5 * b into that "
-                 "head (vae_numpy.interop.load_torch / tree_params with logvar_head='log_sigma') "
+                 "head (vae_numpy.crosscheck.interop.load_torch / tree_params with "
+                 "logvar_head='log_sigma') "
                  "and compare with logvar_head='log_sigma', which scales its gradients by 0.5",
 }
 
@@ -348,7 +349,8 @@ def sampler_causes(flat, status, world_terms, tol):
         return ["z differs: check z = mu + exp(0.5 * logvar) * eps with the fixture's eps; "
                 "hand over mu and logvar (or kl) to tell an encoder bug from a sampler bug"]
     return [why + ": z = mu + exp(0.5 * logvar) * eps with the fixture's eps (is the noise "
-            "draw replaced by the fixture's eps? see vae_numpy.interop.torch_noise / jax_noise)"]
+            "draw replaced by the fixture's eps? see vae_numpy.crosscheck.interop.torch_noise / "
+            "jax_noise)"]
 
 
 def kl_causes(flat, status, world_terms, cfg, tol):

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
+from .._version import __version__
+from ..data.npfiles import check_finite, json_entry, read_npz
+from ..model import VAEConfig, params_dtype
+from ..optim import OPTIMIZERS
 from .atomic import atomic_write
 from .errors import FileFormatError, MissingArrayError, NonFiniteError
-from .model import VAEConfig, params_dtype
-from .npfiles import check_finite, json_entry, read_npz
-from .optim import OPTIMIZERS
 
-FORMAT = "vae_numpy.checkpoint"
+FORMAT = "vae_numpy.checkpoint"   # a file-format tag, not the module path: keep it
 FORMAT_VERSION = 1
 
 
@@ -96,7 +96,7 @@ def save_checkpoint(path, params, cfg, optimizer_state=None, rng=None, history=N
 
     Raises
     ------
-    vae_numpy.errors.NonFiniteError (a ValueError) when a parameter or optimizer-state array
+    vae_numpy.files.errors.NonFiniteError (a ValueError) when a parameter or optimizer-state array
     holds NaN or inf: a diverged model is never written (an existing file at ``path`` stays
     the last good checkpoint).
     """
@@ -284,8 +284,8 @@ def load_checkpoint(path):
 
     Raises
     ------
-    FileNotFoundError (an OSError) for a missing file; :class:`vae_numpy.errors.FileFormatError`
-    (a ValueError naming the file and the problem) for everything about the content: not an
+    FileNotFoundError (an OSError) for a missing file;
+    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file and the problem) for everything about the content: not an
     .npz, not a checkpoint, a newer format, bad JSON, params that do not fit the config, NaN or
     inf values, a broken optimizer or rng state (see docs/files.md for the reader contract).
     """
