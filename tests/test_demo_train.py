@@ -99,3 +99,24 @@ def test_sigma_and_logvar_floor_flags_reach_the_config(demo, tmp_path, flags, fi
                          "--out-dir", str(tmp_path)] + flags)
     assert metrics["config"][field] == value
     assert load_checkpoint(tmp_path / "checkpoint.npz").config.to_dict()[field] == value
+
+
+@pytest.mark.figures
+def test_estimator_and_step_flags_are_recorded_and_a_resume_keeps_the_estimator(demo, tmp_path):
+    out = str(tmp_path)
+    small = ["--quick", "--epochs", "1", "--n-train", "200", "--n-test", "50", "--hidden", "16"]
+    metrics = demo.main(small + ["--objective", "iwae", "--k", "3", "--estimator", "iwae",
+                                 "--step", "readable", "--out-dir", out])
+    assert metrics["args"]["estimator"] == "iwae" and metrics["history"][-1]["estimator"] == "iwae"
+    assert load_checkpoint(tmp_path / "checkpoint.npz").history[-1]["estimator"] == "iwae"
+    with pytest.raises(SystemExit, match=r"--estimator stl \(the checkpoint has iwae\)"):
+        demo.main(["--epochs", "1", "--resume", "--estimator", "stl", "--out-dir", out])
+    # --step is not part of the run: a resumed run may take the other one
+    resumed = demo.main(["--epochs", "1", "--resume", "--step", "default", "--out-dir", out])
+    assert [r["estimator"] for r in resumed["history"]] == ["iwae", "iwae"]
+
+
+def test_an_estimator_needs_the_iwae_objective(demo, tmp_path):
+    with pytest.raises(SystemExit, match="--estimator stl applies to --objective iwae only"):
+        demo.main(["--quick", "--estimator", "stl", "--out-dir", str(tmp_path)])
+    assert not (tmp_path / "checkpoint.npz").exists()

@@ -44,7 +44,9 @@ from .data import check_probabilities, bernoulli_draw, binarize_static, minibatc
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
 from .evaluate import EVAL_CHUNK, EVAL_NOISE_SEED, evaluate_elbo  # noqa: F401
-from .iwae import _iwae_step
+# ESTIMATORS: the IWAE objective's gradient estimators (the IWAE gradient itself, sticking the
+# landing, doubly reparameterized); the analytic-KL VAE objective has none of these variants.
+from .iwae import ESTIMATORS, _iwae_step, check_estimator
 from .likelihoods import get_likelihood
 from .model import check_batch, loss_and_grads, params_dtype
 from .optim import clip_grad_norm
@@ -205,9 +207,6 @@ def format_record(r, total_epochs=None):
 # --- the step ---------------------------------------------------------------------------------
 
 OBJECTIVES = ("vae", "iwae")
-# The IWAE objective's gradient estimators (vae_numpy.iwae): the IWAE gradient itself, sticking
-# the landing, doubly reparameterized. The analytic-KL VAE objective has none of these variants.
-ESTIMATORS = ("iwae", "stl", "dreg")
 # What train(step=...) accepts: "readable" runs loss_and_grads / the IWAE step of vae_numpy.iwae
 # themselves, "default" the fastest step the package has; no faster copy remains, so both run
 # the same functions.
@@ -348,8 +347,7 @@ def _estimator(objective, estimator, history):
     if objective != "iwae":
         return None
     estimator = "iwae" if estimator is None else estimator
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    check_estimator(estimator)
     last = history[-1] if history else {}
     saved = last.get("estimator", "iwae")   # records written before estimators were "iwae"
     if last.get("objective") == "iwae" and saved != estimator:

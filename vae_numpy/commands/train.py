@@ -39,7 +39,7 @@ from ..files.errors import NonFiniteError
 from ..model import VAEConfig, decode, encode, init_params, reconstruct, sample
 from ..optim import OPTIMIZERS
 from ..schedule import Budget, burda_schedule
-from ..train import TrainState, format_record, init_output_bias, train
+from ..train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 from .flags import parse_with_quick
 
 PROG = "vae-numpy train"    # the command's name in its usage and error lines
@@ -64,7 +64,7 @@ N_TRAIN_SYNTHETIC = 20000   # examples drawn for --data synthetic (files: all, u
 N_TEST_SYNTHETIC = 2000
 OUT_DIR = "runs/train_mnist"
 # Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
-RUN_FLAGS = ("epochs", "out_dir", "resume", "quick")
+RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step")
 # Flags that may change when a run is resumed: given with --resume, they replace the
 # checkpoint's value from the next epoch on (logged, and listed in metrics.json under
 # "resume_changes"). Any other flag given with --resume that differs from the checkpoint is
@@ -133,6 +133,13 @@ def build_parser():
                    help="vae: rec + beta * analytic KL; iwae: the importance-weighted bound "
                         "with --k samples (Burda et al. 2016)")
     p.add_argument("--k", type=int, default=1, help="importance samples per example (iwae)")
+    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="iwae only: the encoder's gradient estimator, iwae (the gradient of "
+                        "the bound; the default), stl (sticking the landing) or dreg (doubly "
+                        "reparameterized); kept in the checkpoint, --resume refuses another")
+    p.add_argument("--step", choices=STEPS, default="default",
+                   help="readable: train with loss_and_grads (or vae_numpy.iwae's step) "
+                        "itself; no faster copy remains, so default runs the same functions")
     p.add_argument("--adam-eps", type=float, default=ADAM_EPS,
                    help="Adam's eps (torch's default; Burda et al. use 1e-4)")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="none",
@@ -193,6 +200,10 @@ def check_flag_combinations(args, given):
     if "momentum" in given and args.optimizer != "sgd":
         fail(f"--momentum applies to --optimizer sgd only (this run uses {args.optimizer}); "
              "drop --momentum or pass --optimizer sgd")
+    if args.estimator is not None and args.objective != "iwae":
+        fail(f"--estimator {args.estimator} applies to --objective iwae only (this run uses "
+             f"{args.objective}, whose analytic KL has no sticking-the-landing or DReG "
+             "variant); drop --estimator or pass --objective iwae")
 
 
 def resume_flags(args, saved, given, after_epoch):
@@ -362,7 +373,8 @@ def run(args, given, argv):
                   rng=rng, history=history, epochs=args.epochs, batch_size=args.batch_size,
                   binarize=args.binarize, kl_warmup_epochs=args.kl_warmup,
                   free_bits=args.free_bits, clip_norm=args.clip_norm, callback=save,
-                  objective=args.objective, k=args.k, schedule=schedule, budget=budget)
+                  objective=args.objective, k=args.k, estimator=args.estimator,
+                  schedule=schedule, budget=budget, step=args.step)
         except (FloatingPointError, NonFiniteError) as err:
             warned = f" (numpy warned first: {caught[0].message})" if caught else ""
             fail(f"training diverged: {err}{warned}. {last_good(ckpt_path, saved['epoch'])}")
