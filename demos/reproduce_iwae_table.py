@@ -98,6 +98,7 @@ RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "
              "quick", "step")
 BUDGET_FLAGS = ("budget_minutes", "epochs", "budget_steps")
 PROG, SCRIPT = "reproduce_iwae_table.py", "demos/reproduce_iwae_table.py"
+PREFIX = ("python", SCRIPT)   # the command in messages that say what to type next
 OUT_DIR = "runs/burda"
 CHECKPOINT = "checkpoint.npz"
 RESULTS = ("metrics.json", "reproduction.md", "learning_curve.png", "samples.png")
@@ -453,7 +454,7 @@ def main(argv=None):
 
 
 def resume_command(args):
-    return command_text(SCRIPT, ["--resume", "--out-dir", args.out_dir])
+    return command_text(PREFIX, ["--resume", "--out-dir", args.out_dir])
 
 
 def interrupted_note(args, where):
@@ -461,7 +462,7 @@ def interrupted_note(args, where):
     path = os.path.join(args.out_dir, CHECKPOINT)
     if where["trained"]:
         return (f"the trained model is in {path}; evaluate it with: "
-                + command_text(SCRIPT, ["--eval-only", "--out-dir", args.out_dir]))
+                + command_text(PREFIX, ["--eval-only", "--out-dir", args.out_dir]))
     if where["epoch"] is None:
         return "no checkpoint of this run was written"
     try:   # the file tells: the interruption may have come between a save and its record
@@ -514,7 +515,7 @@ def check_args(args, given, argv):
     check_publish(args)
     args.out_dir = claim_out_dir(
         args.out_dir, (CHECKPOINT,) + RESULTS, overwrite=args.overwrite,
-        default="out_dir" not in given, script=SCRIPT, argv=argv, log=log,
+        default="out_dir" not in given, prefix=PREFIX, argv=argv, log=log,
         resume_argv=["--resume", "--out-dir", args.out_dir] if os.path.exists(ckpt_path) else None)
     return None
 
@@ -542,7 +543,7 @@ def claim_results(args, argv, ckpt_path):
             f"--eval-only would replace {', '.join(existing)} in {args.out_dir}. Evaluate a "
             f"copy instead: mkdir -p {shlex.quote(str(copy))} && cp {shlex.quote(ckpt_path)} "
             f"{shlex.quote(str(copy))}/ && "
-            f"{command_text(SCRIPT, argv, {'--out-dir': copy})}; or add --overwrite to "
+            f"{command_text(PREFIX, argv, {'--out-dir': copy})}; or add --overwrite to "
             "replace them")
 
 

@@ -14,7 +14,9 @@ checked next, before the work: vae_numpy.commands.preflight.
 """
 import argparse
 import math
+import os
 import shlex
+import sys
 
 from .run import EXIT_USAGE, end_open_line
 
@@ -114,10 +116,46 @@ def given_flags(build_parser, argv):
     return set(vars(parser.parse_args(argv)))
 
 
-def command_text(script, argv, set_flags=None, drop=(), add=()):
-    r"""The shell command ``python script argv...`` with ``set_flags`` {flag: value} replacing
-    (or adding) flags that take a value, the flags in ``drop`` removed and ``add`` appended:
-    for messages that tell the user the exact command to type next."""
+def widths(text):
+    r"""A flag type: comma-separated layer widths, ``"8,6"`` -> (8, 6), each >= 1; ``""`` or
+    ``"none"`` -> () (no hidden layer)."""
+    text = str(text).strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        values = tuple(int(w, 10) for w in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1 like 400 or "
+                                         f"512,256 (or '' for none), got {text!r}")
+    return values
+
+
+def widths_text(text):
+    r"""A flag type: the text of :func:`widths` as given, once checked (commands that record
+    their flags keep the text)."""
+    widths(text)
+    return text
+
+
+def invocation(default):
+    r"""The words that started this command, for messages that say what to type next:
+    ``python demos/x.py`` when a script ran it, ``python -m vae_numpy <name>`` for
+    ``python -m vae_numpy``, else ``default`` (e.g. ``["vae-numpy", "train"]``)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if script.endswith(".py") and os.path.basename(script) != "__main__.py":
+        return ["python", script]
+    if script.endswith(os.path.join("vae_numpy", "__main__.py")):
+        return ["python", "-m", "vae_numpy"] + list(default[1:])
+    return list(default)
+
+
+def command_text(prefix, argv, set_flags=None, drop=(), add=()):
+    r"""The shell command ``prefix argv...`` with ``set_flags`` {flag: value} replacing (or
+    adding) flags that take a value, the flags in ``drop`` removed and ``add`` appended: for
+    messages that tell the user the exact command to type next. ``prefix`` is a list of words
+    (:func:`invocation`)."""
     set_flags, out, i = dict(set_flags or {}), [], 0
     argv = list(argv)
     while i < len(argv):
@@ -131,4 +169,4 @@ def command_text(script, argv, set_flags=None, drop=(), add=()):
         i += 1
     for flag, value in set_flags.items():
         out += [flag, str(value)]
-    return shlex.join(["python", script] + out + list(add))
+    return shlex.join(list(prefix) + out + list(add))

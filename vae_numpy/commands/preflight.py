@@ -100,7 +100,7 @@ def run_files(out_dir, outputs):
     return [name for name in outputs if (Path(out_dir) / name).exists()]
 
 
-def claim_out_dir(out_dir, outputs, *, overwrite, default, script, argv, resume_argv, log):
+def claim_out_dir(out_dir, outputs, *, overwrite, default, prefix, argv, resume_argv, log):
     r"""Where a new run writes, so that nothing a user had is replaced without ``--overwrite``.
 
     ``out_dir`` holds none of ``outputs``: it is used. It holds some and
@@ -110,7 +110,7 @@ def claim_out_dir(out_dir, outputs, *, overwrite, default, script, argv, resume_
       numbered directory ``out_dir-2``, ``-3``, ..., and the log says so;
     - otherwise: CommandError with the exact commands that continue the earlier run
       (``resume_argv``, or None if the command cannot resume), start this one elsewhere, or
-      replace it.
+      replace it; ``prefix`` is the command's words (vae_numpy.commands.flags.invocation).
 
     Returns the directory to write to (a str).
     """
@@ -129,10 +129,10 @@ def claim_out_dir(out_dir, outputs, *, overwrite, default, script, argv, resume_
         return str(elsewhere)
     options = []
     if resume_argv is not None:
-        options.append(f"continue it: {command_text(script, resume_argv)}")
+        options.append(f"continue it: {command_text(prefix, resume_argv)}")
     options.append("start this run elsewhere: "
-                   + command_text(script, argv, set_flags={"--out-dir": elsewhere}))
-    options.append("replace it: " + command_text(script, argv, drop=("--overwrite",),
+                   + command_text(prefix, argv, set_flags={"--out-dir": elsewhere}))
+    options.append("replace it: " + command_text(prefix, argv, drop=("--overwrite",),
                                                  add=("--overwrite",)))
     raise CommandError(f"{out_dir} holds an earlier run ({', '.join(existing)}), which this "
                        f"run would replace; {'; '.join(options)}")
