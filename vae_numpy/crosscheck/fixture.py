@@ -21,6 +21,7 @@ Fixture layout (keys of the dict and of the ``.npz`` file):
 """
 import json
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -93,8 +94,25 @@ def _config_json(cfg, reduction):
 
 
 def fixture_config(fixture):
-    r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry."""
-    d = json.loads(str(fixture["config"]))
+    r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry.
+
+    Raises TypeError for a fixture that is not a dict, ValueError naming what is wrong with
+    its ``config`` entry (missing, not JSON, no reduction, not a valid VAEConfig).
+    """
+    if not isinstance(fixture, Mapping):
+        raise TypeError(f"a fixture is a dict of arrays (make_fixture, read_fixture), got "
+                        f"{type(fixture).__name__}")
+    if "config" not in fixture:
+        raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
+                         "`python -m vae_numpy fixture --out case.npz`")
+    try:
+        d = json.loads(str(fixture["config"]))
+    except ValueError as err:
+        raise ValueError(f"the fixture's 'config' entry is not JSON: {err}") from None
+    if not isinstance(d, dict) or d.get("reduction") not in REDUCTIONS:
+        raise ValueError(f"the fixture's 'config' entry must be a JSON object with a "
+                         f"'reduction' in {list(REDUCTIONS)} and the VAEConfig fields, got "
+                         f"{str(fixture['config'])[:80]!r}")
     reduction = d.pop("reduction")
     d.pop("vae_numpy_version", None)
     return VAEConfig.from_dict(d), reduction
@@ -103,6 +121,9 @@ def fixture_config(fixture):
 def fixture_params(fixture):
     r"""``{name: array}`` of the parameters (W as (in, out)), in vae_numpy's order."""
     cfg, _ = fixture_config(fixture)
+    missing = [f"param/{k}" for k in param_shapes(cfg) if f"param/{k}" not in fixture]
+    if missing:
+        raise ValueError(f"fixture is missing entries {missing[:4]} that its config needs")
     return {k: fixture[f"param/{k}"] for k in param_shapes(cfg)}
 
 
@@ -118,12 +139,9 @@ def expected_shapes(cfg, batch):
 
 def validate_fixture(fixture):
     r"""Raise ValueError naming any entry that is missing, has the wrong shape, or is not finite."""
-    if "config" not in fixture:
-        raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
-                         "`python -m vae_numpy fixture --out case.npz`")
     cfg, _ = fixture_config(fixture)
-    if "x" not in fixture:
-        raise ValueError("fixture has no 'x' entry")
+    if "x" not in fixture or np.ndim(fixture["x"]) != 2:
+        raise ValueError("fixture has no 'x' entry of shape (B, D)")
     expected = expected_shapes(cfg, np.shape(fixture["x"])[0])
     missing = [k for k in expected if k not in fixture and k not in OPTIONAL_FIXTURE_KEYS]
     if missing:
