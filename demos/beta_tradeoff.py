@@ -18,7 +18,6 @@ latent dimension of each setting.
 
     python demos/beta_tradeoff.py --out-dir runs/beta_tradeoff
 """
-import argparse
 import json
 import os
 import sys
@@ -26,10 +25,13 @@ import sys
 import numpy as np
 
 from vae_numpy import VAEConfig, init_params, reconstruct, sample
-from vae_numpy.files.atomic import atomic_write
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser
+from vae_numpy.commands.preflight import NO_MATPLOTLIB, check_out_dir, have_matplotlib
+from vae_numpy.commands.run import run_command
 from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.figures.diagnostic_plots import plot_rate_distortion, plot_setting_rows
 from vae_numpy.evaluate import evaluate_model
+from vae_numpy.figures.diagnostic_plots import plot_rate_distortion, plot_setting_rows
+from vae_numpy.files.atomic import atomic_write
 from vae_numpy.optim import Adam
 from vae_numpy.train import init_output_bias, train
 
@@ -44,11 +46,13 @@ K_IW = 100                   # importance samples for the IW estimate of -log p(
 N_SHOW = 10                  # images per row in the figure
 QUICK = dict(N_TRAIN=1500, N_TEST=200, LATENT_DIM=8, HIDDEN=(64,), EPOCHS=3, K_IW=10)
 
+PROG = "beta_tradeoff.py"   # the demo's name in its error lines
+
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/beta_tradeoff")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     return parser.parse_args(argv)
 
@@ -92,6 +96,15 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args):
+    r"""The demo, once its arguments are parsed: checks before the work, then the work."""
+    check_out_dir(args.out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
     hp = dict(N_TRAIN=N_TRAIN, N_TEST=N_TEST, LATENT_DIM=LATENT_DIM, HIDDEN=HIDDEN,
               EPOCHS=EPOCHS, K_IW=K_IW)
     if args.quick:
@@ -110,13 +123,15 @@ def main(argv=None):
         figure_rows.append((label, reconstruct(params, x_test[:N_SHOW], cfg),
                             sample(params, N_SHOW, cfg, np.random.default_rng(args.seed))))
     print_table(rows)
-    plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
-                         [r["rec"] for r in rows],
-                         os.path.join(args.out_dir, "rate_distortion.png"))
-    plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"))
     with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
         json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)
+    if figures:
+        plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
+                             [r["rec"] for r in rows],
+                             os.path.join(args.out_dir, "rate_distortion.png"))
+        plot_setting_rows(figure_rows, data.image_shape,
+                          os.path.join(args.out_dir, "settings.png"))
     return rows
 
 

@@ -13,27 +13,21 @@ or a gradient is missing or a key was not recognised), 2 a usage or file error. 
 into a reader that stops early (``| head``) ends the command quietly with its usual code.
 """
 import argparse
+import math
 import os
 import sys
 
+import numpy as np
+
+from .commands.flags import (NONNEGATIVE_INT, NONNEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
+                             CommandParser, widths)
+from .commands.preflight import check_memory, check_out_dir
+from .commands.run import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, CommandError, end_open_line
 from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
     write_fixture
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
-from .model import DTYPES, REDUCTIONS, VAEConfig
-
-
-def widths(text):
-    r"""``"8,6"`` -> (8, 6); ``""`` or ``"none"`` -> () (no hidden layer)."""
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden widths must be comma-separated integers like 8,6 (or '' for none), "
-            f"got {text!r}") from None
+from .model import DTYPES, REDUCTIONS, VAEConfig, param_shapes
 
 
 # Commands with their own parser (vae_numpy/commands/<name>.py): everything after the name is
@@ -56,8 +50,8 @@ def run_script_command(name, argv):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog="python -m vae_numpy", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
         commands.add_parser(name, help=text + f" (see `{parser.prog} {name} --help`)",
@@ -65,22 +59,22 @@ def build_parser():
 
     fx = commands.add_parser("fixture", help="write a test case (.npz) for another framework")
     fx.add_argument("--out", required=True, help="path of the .npz to write")
-    fx.add_argument("--input-dim", type=int, default=12, help="D (default 12)")
+    fx.add_argument("--input-dim", type=POSITIVE_INT, default=12, help="D (default 12)")
     fx.add_argument("--encoder-hidden", type=widths, default=(8,),
                     help="comma-separated widths, '' for none (default 8)")
     fx.add_argument("--decoder-hidden", type=widths, default=(8,),
                     help="comma-separated widths, '' for none (default 8)")
-    fx.add_argument("--latent", type=int, default=3, help="J (default 3)")
+    fx.add_argument("--latent", type=POSITIVE_INT, default=3, help="J (default 3)")
     fx.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     fx.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
-    fx.add_argument("--sigma", type=float, default=1.0, help="fixed std of 'gaussian'")
-    fx.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
-    fx.add_argument("--rec-weight", type=float, default=1.0,
+    fx.add_argument("--sigma", type=POSITIVE_REAL, default=1.0, help="fixed std of 'gaussian'")
+    fx.add_argument("--beta", type=NONNEGATIVE_REAL, default=1.0, help="KL weight (default 1)")
+    fx.add_argument("--rec-weight", type=NONNEGATIVE_REAL, default=1.0,
                     help="reconstruction weight (default 1; 0 is the KL-only objective)")
     fx.add_argument("--reduction", choices=REDUCTIONS, default="mean",
                     help="over the batch (default mean; pytorch/examples uses sum)")
-    fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
-    fx.add_argument("--seed", type=int, default=0)
+    fx.add_argument("--batch", type=POSITIVE_INT, default=4, help="B (default 4)")
+    fx.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     fx.add_argument("--dtype", choices=DTYPES, default="float64")
 
     cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
@@ -102,11 +96,25 @@ def build_parser():
 EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
 
 
+def fixture_bytes(cfg, batch):
+    r"""About the memory make_fixture takes: the parameters and their gradients (and a copy of
+    each in the file being written, 4 in all), and about 10 arrays of (B, width) per layer."""
+    n_params = sum(math.prod(shape) for shape in param_shapes(cfg).values())
+    widths = 2 * cfg.input_dim + sum(cfg.encoder_hidden) + sum(cfg.decoder_hidden) \
+        + 3 * cfg.latent_dim
+    return np.dtype(cfg.dtype).itemsize * (4 * n_params + 10 * batch * widths)
+
+
 def run_fixture(args):
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
                     sigma=args.sigma, rec_weight=args.rec_weight, dtype=args.dtype)
+    check_out_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
+    check_memory(fixture_bytes(cfg, args.batch), f"a fixture with D = {cfg.input_dim}, hidden "
+                 f"widths {cfg.encoder_hidden} and {cfg.decoder_hidden}, J = {cfg.latent_dim}, "
+                 f"B = {args.batch}",
+                 "lower --input-dim, the hidden widths, --latent or --batch")
     fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)
     path = write_fixture(args.out, fixture)
     print(f"wrote {path}: {cfg}, reduction={args.reduction!r}, batch={args.batch}, "
@@ -143,9 +151,15 @@ def main(argv=None):
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return args.exit_code
-    except (ValueError, TypeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        end_open_line()
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CommandError, *USER_ERRORS) as err:   # files, values: one line, the usage status
+        end_open_line()
+        message = " ".join((str(err) or type(err).__name__).split())
+        print(f"python -m vae_numpy {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

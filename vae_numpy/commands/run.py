@@ -44,7 +44,7 @@ def end_open_line():
         sys.stderr.flush()
 
 
-def run_command(prog, work, interrupted=None):
+def run_command(prog, work, interrupted=None, error_status=EXIT_ERROR):
     r"""Run ``work()`` and return its result; a failure ends the command with one line.
 
     Parameters
@@ -53,6 +53,8 @@ def run_command(prog, work, interrupted=None):
     work : a function of no arguments: the command after its arguments were parsed.
     interrupted : a function of no arguments returning what to print on Ctrl-C (where the
         work is saved, the command that resumes it), or None.
+    error_status : the exit status of an error (a command whose status 1 means something
+        else, like FAIL for a comparison, passes 2).
 
     Raises
     ------
@@ -76,7 +78,11 @@ def run_command(prog, work, interrupted=None):
         message = str(err) or type(err).__name__
         if isinstance(err, MemoryError):
             message = f"out of memory ({message}); lower the sizes given"
-        raise SystemExit(f"{prog}: error: {' '.join(message.split())}") from None
+        line = f"{prog}: error: {' '.join(message.split())}"
+        if error_status == EXIT_ERROR:
+            raise SystemExit(line) from None   # Python prints it, tests can match it
+        print(line, file=sys.stderr, flush=True)
+        raise SystemExit(error_status) from None
     except BaseException:
         end_open_line()
         raise

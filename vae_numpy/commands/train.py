@@ -22,6 +22,7 @@ evaluated on a test set binarized once with a fixed seed, unless --binarize says
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -293,7 +294,7 @@ def training_bytes(cfg, batch_size, n_train, k):
     gradients and two optimizer moments (4 copies), and a step's activations, about 6 arrays
     of (k, B, width) per layer (forward values, their gradients, the noise)."""
     itemsize = np.dtype(cfg.dtype).itemsize
-    n_params = sum(int(np.prod(shape)) for shape in param_shapes(cfg).values())
+    n_params = sum(math.prod(shape) for shape in param_shapes(cfg).values())
     widths = cfg.input_dim * 2 + sum(cfg.encoder_hidden) + sum(cfg.decoder_hidden) \
         + 3 * cfg.latent_dim
     return itemsize * (4 * n_params + 6 * k * min(batch_size, n_train) * widths)
