@@ -42,12 +42,10 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -56,11 +54,11 @@ from vae_numpy import VAEConfig, init_params, sample
 from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, CommandParser,
                                      command_text, given_flags, parse_with_quick)
 from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_out_dir,
-                                          claim_out_dir, have_matplotlib, numbered_dir, run_files)
+                                          claim_out_dir, claim_results, have_matplotlib)
 from vae_numpy.commands.run import CommandError, run_command
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
-from vae_numpy.files.atomic import atomic_write
+from vae_numpy.files.atomic import atomic_write, remove_stale_temp_files
 from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.files.errors import NonFiniteError
 from vae_numpy.files.publish import keep_copies, table_span, with_row
@@ -448,7 +446,7 @@ def publish(args, files):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    where = {"epoch": None, "trained": False}   # for the message after Ctrl-C
+    where = {"started": False, "epoch": None, "trained": False}   # for the note after Ctrl-C
     return run_command(PROG, lambda: run(args, argv, where),
                        interrupted=lambda: interrupted_note(args, where))
 
@@ -463,12 +461,12 @@ def interrupted_note(args, where):
     if where["trained"]:
         return (f"the trained model is in {path}; evaluate it with: "
                 + command_text(PREFIX, ["--eval-only", "--out-dir", args.out_dir]))
-    if where["epoch"] is None:
-        return "no checkpoint of this run was written"
     try:   # the file tells: the interruption may have come between a save and its record
-        epochs = len(load_checkpoint(path).history)
+        epochs = len(load_checkpoint(path).history) if where["started"] else None
     except (OSError, ValueError):
         epochs = where["epoch"]
+    if epochs is None:
+        return "no checkpoint of this run was written"
     return (f"the last checkpoint is {path} (after epoch {epochs}); continue with: "
             + resume_command(args))
 
@@ -505,8 +503,9 @@ def check_args(args, given, argv):
         restore_args(args, ckpt.extra["args"], given, keep, ckpt.extra)
         args.data = args.data or ckpt.extra["args"].get("data")
         check_publish(args)
-        if args.eval_only:
-            claim_results(args, argv, ckpt_path)
+        if args.eval_only:   # shipped results stay as they are without --overwrite
+            claim_results(args.out_dir, RESULTS, overwrite=args.overwrite, checkpoint=ckpt_path,
+                          prefix=PREFIX, argv=argv, log=log)
         return ckpt
     if args.data is None:
         raise CommandError("--data is required (MNIST: a .npz, or the IDX directory)")
@@ -528,31 +527,13 @@ def check_estimator(args):
                            "sticking-the-landing or DReG variant: drop --estimator")
 
 
-def claim_results(args, argv, ckpt_path):
-    r"""--eval-only writes metrics.json, reproduction.md and the figures: it replaces those of
-    the run only with --overwrite (shipped results stay as they are)."""
-    existing = run_files(args.out_dir, RESULTS)
-    if existing and args.overwrite:
-        for name in existing:
-            os.remove(os.path.join(args.out_dir, name))
-        log(f"--overwrite: removed {', '.join(existing)} from {args.out_dir}")
-    elif existing:
-        name = os.path.basename(os.path.normpath(os.path.abspath(args.out_dir)))
-        copy = numbered_dir(Path("runs", f"{name}-eval"), os.path.exists)
-        raise CommandError(
-            f"--eval-only would replace {', '.join(existing)} in {args.out_dir}. Evaluate a "
-            f"copy instead: mkdir -p {shlex.quote(str(copy))} && cp {shlex.quote(ckpt_path)} "
-            f"{shlex.quote(str(copy))}/ && "
-            f"{command_text(PREFIX, argv, {'--out-dir': copy})}; or add --overwrite to "
-            "replace them")
-
-
 def run(args, argv, where):
     ckpt = check_args(args, given_flags(build_parser, argv), argv)
     ckpt_path = os.path.join(args.out_dir, CHECKPOINT)
-    where["epoch"] = None if ckpt is None else len(ckpt.history)
+    where.update(started=True, epoch=None if ckpt is None else len(ckpt.history))
     x_train, x_held, x_test, image_shape = load_splits(args, args.dtype)
     os.makedirs(args.out_dir, exist_ok=True)   # after the last check
+    remove_stale_temp_files(args.out_dir, log)
     if args.eval_only:
         cfg, params, history, extra = ckpt.config, ckpt.params, ckpt.history, ckpt.extra
         where["trained"] = True

@@ -6,6 +6,7 @@ flag, what is wrong and what to type instead; the command's own check function c
 after parsing (vae_numpy.commands.flags) and before any work.
 """
 import os
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -136,6 +137,26 @@ def claim_out_dir(out_dir, outputs, *, overwrite, default, prefix, argv, resume_
                                                  add=("--overwrite",)))
     raise CommandError(f"{out_dir} holds an earlier run ({', '.join(existing)}), which this "
                        f"run would replace; {'; '.join(options)}")
+
+
+def claim_results(out_dir, results, *, overwrite, checkpoint, prefix, argv, log):
+    r"""Before a command evaluates the checkpoint of a run again into the run's directory: the
+    results there (``results``, names) are replaced only with ``overwrite`` (removed now, and
+    said); otherwise CommandError with the commands that evaluate a copy of the checkpoint in
+    a new directory under runs/ (shipped results stay as they are)."""
+    existing = run_files(out_dir, results)
+    if existing and overwrite:
+        for name in existing:
+            os.remove(os.path.join(out_dir, name))
+        log(f"--overwrite: removed {', '.join(existing)} from {out_dir}")
+    elif existing:
+        name = os.path.basename(os.path.normpath(os.path.abspath(out_dir)))
+        copy = str(numbered_dir(Path("runs", f"{name}-eval"), os.path.exists))
+        raise CommandError(
+            f"this evaluation would replace {', '.join(existing)} in {out_dir}. Evaluate a copy "
+            f"instead: mkdir -p {shlex.quote(copy)} && cp {shlex.quote(str(checkpoint))} "
+            f"{shlex.quote(copy)}/ && {command_text(prefix, argv, {'--out-dir': copy})}; or add "
+            "--overwrite to replace them")
 
 
 # --- checkpoints another command wrote -------------------------------------------------------

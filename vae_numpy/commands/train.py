@@ -359,7 +359,7 @@ def write_figures(params, cfg, history, x_test, y_test, image_shape, out_dir):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    where = {"epoch": None, "end": None}   # for the note after Ctrl-C
+    where = {"started": False, "epoch": None, "end": None}   # for the note after Ctrl-C
     return run_command(PROG, lambda: run(args, given_flags(build_parser, argv), argv, where),
                        interrupted=lambda: interrupted_note(args, where))
 
@@ -368,12 +368,12 @@ def interrupted_note(args, where):
     r"""Where the run is after Ctrl-C: the last checkpoint and the command that continues it
     for the epochs it had left."""
     path = os.path.join(args.out_dir, CHECKPOINT)
-    if where["epoch"] is None:
-        return "no checkpoint of this run was written"
     try:   # the file tells: the interruption may have come between a save and its record
-        done = len(load_checkpoint(path).history)
+        done = len(load_checkpoint(path).history) if where["started"] else None
     except (OSError, ValueError):
         done = where["epoch"]
+    if done is None:
+        return "no checkpoint of this run was written"
     left = None if where["end"] is None else max(where["end"] - done, 0)
     epochs = [] if left is None else ["--epochs", str(left)]
     resume = command_text(invocation(PROG.split()), ["--resume", "--out-dir", args.out_dir]
@@ -451,7 +451,7 @@ def run(args, given, argv, where):
              "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
     log(f"model: {cfg.to_json()}")
     saved = {"epoch": len(history) if args.resume else None}
-    where.update(epoch=saved["epoch"], end=len(history) + args.epochs)
+    where.update(started=True, epoch=saved["epoch"], end=len(history) + args.epochs)
 
     def save(state):   # refuses (NonFiniteError) to write a diverged model over a good one
         save_checkpoint(ckpt_path, state.params, cfg, state.opt_state, state.rng,
