@@ -39,12 +39,16 @@ QUICK = dict(N_EXAMPLES=60, KS=(1, 10, 100), N_ELBO_SAMPLES=20)
 PROG = "elbo_gap.py"   # the demo's name in its error lines
 
 
-def parse_args(argv):
+def build_parser():
     parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/elbo_gap")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def build_model(rng):

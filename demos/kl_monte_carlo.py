@@ -34,12 +34,16 @@ QUICK = dict(MAX_SAMPLES=2_000, N_POINTS=12)
 PROG = "kl_monte_carlo.py"   # the demo's name in its error lines
 
 
-def parse_args(argv):
+def build_parser():
     parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/kl_monte_carlo")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):

@@ -57,7 +57,8 @@ def integer(low=None, high=None):
     r"""A flag type: an integer in ``[low, high]`` (either bound may be None).
 
     Returns a function for ``add_argument(type=...)`` that raises argparse's
-    ``ArgumentTypeError`` with the rule and the value given.
+    ``ArgumentTypeError`` with the rule and the value given; its attributes ``kind``, ``low``,
+    ``high`` say the rule to tests that attack every flag (tests/test_command_battery.py).
     """
     rule = "an integer" + (f" {_bounds(low, high, False)}" if (low, high) != (None, None) else "")
 
@@ -71,6 +72,7 @@ def integer(low=None, high=None):
         return value
 
     parse.__name__ = rule
+    parse.kind, parse.low, parse.high, parse.low_open = "integer", low, high, False
     return parse
 
 
@@ -93,6 +95,7 @@ def real(low=None, high=None, low_open=False):
         return value
 
     parse.__name__ = rule
+    parse.kind, parse.low, parse.high, parse.low_open = "real", low, high, low_open
     return parse
 
 
@@ -137,6 +140,9 @@ def widths_text(text):
     their flags keep the text)."""
     widths(text)
     return text
+
+
+widths.kind = widths_text.kind = "widths"   # what tests/test_command_battery.py attacks
 
 
 def invocation(default):
