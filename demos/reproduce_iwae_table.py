@@ -9,9 +9,11 @@ r"""Reproduce a row of Burda, Grosse & Salakhutdinov (2016), Table 1: MNIST, one
 Trains (checkpoint after every epoch; ``--resume`` continues the same stage, learning rate
 and budget clock), then evaluates -IW_5000 on all 10,000 test images and the active units,
 and writes into --out-dir: checkpoint.npz, metrics.json, reproduction.md (paper vs. this run,
-with epochs, wall time and the machine), learning_curve.png, samples.png. ``--publish DIR``
-copies those into DIR (e.g. docs/results/burda2016/vae) and rebuilds the table of
-docs/reproduction.md from every published row.
+with epochs, wall time and the machine), learning_curve.png, samples.png; an --out-dir that
+holds a run is refused unless --overwrite (the default one becomes runs/burda-2, ...).
+``--publish DIR`` copies those into DIR (e.g. docs/results/burda2016/vae, a directory of this
+row or a new one) and puts this row's line into the table of docs/reproduction.md, touching no
+other line; what it replaces is kept in <out-dir>/replaced/.
 
 The protocol (the paper's text, Sec. 5): the first 59,600 training images train, the last 400
 are held out for per-epoch monitoring (never the test set); training minibatches are binarized
