@@ -83,7 +83,8 @@ def test_publish_copies_the_results_and_adds_the_row_to_the_docs_table(demo, tmp
     target = tmp_path / "results" / "vae"
     demo.main(SMALL + ["--out-dir", str(tmp_path / "run"), "--publish", str(target),
                        "--docs-page", str(page)])
-    assert {"checkpoint.npz", "metrics.json", "reproduction.md"} <= {p.name for p in target.iterdir()}
+    assert {"checkpoint.npz", "metrics.json", "reproduction.md"} <= {p.name for p in
+                                                                      target.iterdir()}
     lines = page.read_text().splitlines()
     assert lines[lines.index(other) + 1].startswith("| vae (k = 1) | 86.76 (19) |")
     assert lines[-1] == "notes" and lines[3].startswith("| row |")   # the header was added

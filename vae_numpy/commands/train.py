@@ -102,7 +102,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser():
     p = CommandParser(prog=PROG, description=__doc__.split("\n")[0], formatter_class=_HelpFormatter)
     p.add_argument("--data", default=DATA, help="'synthetic' or a path to IDX dir / .npz / .npy")
-    p.add_argument("--epochs", type=NONNEGATIVE_INT, default=EPOCHS, help="passes over the training set")
+    p.add_argument("--epochs", type=NONNEGATIVE_INT, default=EPOCHS,
+                   help="passes over the training set")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=BATCH_SIZE, help="minibatch size B")
     p.add_argument("--lr", type=POSITIVE_REAL, default=LR, help="learning rate")
     p.add_argument("--latent", type=POSITIVE_INT, default=LATENT, help="latent dimensions J")
@@ -143,12 +144,14 @@ def build_parser():
     p.add_argument("--momentum", type=real(low=0, high=1), default=MOMENTUM, help="SGD only")
     p.add_argument("--kl-warmup", type=NONNEGATIVE_REAL, default=0.0,
                    help="epochs over which beta ramps linearly from 0 to --beta")
-    p.add_argument("--free-bits", type=NONNEGATIVE_REAL, default=0.0, help="nats per latent dimension")
+    p.add_argument("--free-bits", type=NONNEGATIVE_REAL, default=0.0,
+                   help="nats per latent dimension")
     p.add_argument("--clip-norm", type=POSITIVE_REAL, default=None, help="cap on the gradient norm")
     p.add_argument("--objective", choices=["vae", "iwae"], default="vae",
                    help="vae: rec + beta * analytic KL; iwae: the importance-weighted bound "
                         "with --k samples (Burda et al. 2016)")
-    p.add_argument("--k", type=POSITIVE_INT, default=1, help="importance samples per example (iwae)")
+    p.add_argument("--k", type=POSITIVE_INT, default=1,
+                   help="importance samples per example (iwae)")
     p.add_argument("--estimator", choices=ESTIMATORS, default=None,
                    help="iwae only: the encoder's gradient estimator, iwae (the gradient of "
                         "the bound; the default), stl (sticking the landing) or dreg (doubly "

@@ -327,9 +327,10 @@ def load_checkpoint(path):
     Raises
     ------
     FileNotFoundError (an OSError) for a missing file;
-    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file and the problem) for everything about the content: not an
-    .npz, not a checkpoint, a newer format, bad JSON, params that do not fit the config, NaN or
-    inf values, a broken optimizer or rng state (see docs/files.md for the reader contract).
+    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file and the
+    problem) for everything about the content: not an .npz, not a checkpoint, a newer format,
+    bad JSON, params that do not fit the config, NaN or inf values, a broken optimizer or rng
+    state, a history or extra a resume could not use (see docs/files.md for the reader contract).
     """
     z = _read_arrays(path)
     path = Path(path)
