@@ -5,7 +5,7 @@ p(x) = N(b, W.T W + sigma**2 I) and a Gaussian posterior p(z|x), both in closed 
 (vae_numpy.linear_gaussian). With an encoder q(z|x) that is not the posterior, this demo shows
 
     log p(x) - ELBO = KL(q(z|x) || p(z|x))         (closed form vs Monte Carlo)
-    ELBO <= IW_K <= log p(x), IW_K -> log p(x)      (Burda et al. 2015)
+    ELBO <= IW_K <= log p(x), IW_K -> log p(x)      (Burda et al. 2016)
 
 and prints the numbers behind the figure ``elbo_gap.png``.
 

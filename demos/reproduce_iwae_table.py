@@ -1,5 +1,8 @@
 r"""Reproduce a row of Burda, Grosse & Salakhutdinov (2016), Table 1: MNIST, one stochastic layer.
 
+The paper: Importance Weighted Autoencoders, ICLR 2016, arXiv:1509.00519v4 (its table is the
+one quoted here; the first arXiv version's numbers differ).
+
     python demos/reproduce_iwae_table.py --data mnist.npz --row vae --budget-minutes 60 \
         --out-dir runs/burda_vae
     python demos/reproduce_iwae_table.py --data mnist.npz --row iwae5 --budget-minutes 120 \
@@ -13,10 +16,13 @@ with epochs, wall time and the machine), learning_curve.png, samples.png; an --o
 holds a run is refused unless --overwrite (the default one becomes runs/burda-2, ...).
 ``--publish DIR`` copies those into DIR (e.g. docs/results/burda2016/vae, a directory of this
 row or a new one) and puts this row's line into the table of docs/reproduction.md, touching no
-other line; what it replaces is kept in <out-dir>/replaced/.
+other line; what it replaces is kept in <out-dir>/replaced/. ``--rebuild-docs`` rebuilds that
+table and each published row's reproduction.md from the published metrics.json files and
+:data:`PAPER`, without training (after a change to PAPER or to the table's format).
 
-The protocol (the paper's text, Sec. 5): the first 59,600 training images train, the last 400
-are held out for per-epoch monitoring (never the test set); training minibatches are binarized
+The protocol (docs/reproduction.md sets the paper's text, the authors' code and this script
+side by side): the first 59,600 training images train, the last 400 are held out for
+per-epoch monitoring (never the test set); training minibatches are binarized
 dynamically; encoder 784-200-200 tanh to a 50-dimensional diagonal Gaussian (we output logvar,
 they log sigma: the same family), decoder 50-200-200 tanh to 784 Bernoulli logits, output bias
 at the logit of the training mean clipped to [0.001, 0.999]; Adam (0.9, 0.999, eps 1e-4);
@@ -42,10 +48,7 @@ correction) is not implemented here.
 import argparse
 import json
 import os
-import platform
-import re
 import shutil
-import subprocess
 import sys
 import time
 
@@ -57,23 +60,28 @@ from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_RE
                                      command_text, given_flags, parse_with_quick)
 from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_out_dir,
                                           claim_out_dir, claim_results, have_matplotlib)
+from vae_numpy.commands.record import code_version, machine
 from vae_numpy.commands.run import CommandError, run_command
 from vae_numpy.data import binarize_test_set, load_dataset
 from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
 from vae_numpy.files.atomic import atomic_write, remove_stale_temp_files
 from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
 from vae_numpy.files.errors import NonFiniteError
-from vae_numpy.files.publish import keep_copies, table_span, with_row
+from vae_numpy.files.publish import keep_copies, table_span, with_row, with_table
 from vae_numpy.optim import Adam
 from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
 from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 
-# --- the paper's table (Burda et al. 2016, Table 1, MNIST, one stochastic layer) -----------------
-PAPER = {  # row: (objective, k, test -log p(x) with IW_5000 in nats, active units or None)
+# --- the paper's table (Burda et al. 2016, arXiv v4, Table 1, MNIST, one stochastic layer) -------
+# row: (objective, k, test -log p(x) with IW_5000 in nats, active units). The paper reports the
+# active units of every row; None marks a value not yet transcribed and checked against the
+# paper (the table prints "reported, not transcribed"), never "not reported".
+PAPER = {
     "vae": ("vae", 1, 86.76, 19),
     "iwae5": ("iwae", 5, 85.54, None),
     "iwae50": ("iwae", 50, 84.78, None),
 }
+PAPER_UNITS_UNCHECKED = "reported, not transcribed"
 # --- the protocol --------------------------------------------------------------------------------
 N_TRAIN = 59600          # the first 59,600 training images train ...
 N_HELD_OUT = 400         # ... the last 400 are the held-out monitoring set
@@ -92,10 +100,11 @@ RECIPES = {"paper": dict(batch_size=20, epochs=BURDA_EPOCHS, lr_scale=1.0),
 QUICK = dict(n_train=500, n_held_out=50, n_test=100, eval_k=50, budget_steps=30)
 N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
+DOCS_RESULTS = os.path.join("docs", "results", "burda2016")   # one published row per directory
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
 RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "overwrite",
-             "quick", "step")
+             "quick", "step", "rebuild_docs")
 BUDGET_FLAGS = ("budget_minutes", "epochs", "budget_steps")
 PROG, SCRIPT = "reproduce_iwae_table.py", "demos/reproduce_iwae_table.py"
 PREFIX = ("python", SCRIPT)   # the command in messages that say what to type next
@@ -150,7 +159,10 @@ def build_parser():
                    help="copy the results into this directory and put the row into the table "
                         "of --docs-page (what is replaced is kept in <out-dir>/replaced/)")
     p.add_argument("--docs-page", default=DOCS_TABLE,
-                   help="the page whose table --publish updates")
+                   help="the page whose table --publish updates (and --rebuild-docs rebuilds)")
+    p.add_argument("--rebuild-docs", action="store_true",
+                   help=f"no training: rebuild --docs-page's table and each row's "
+                        f"reproduction.md from the metrics.json files under {DOCS_RESULTS}")
     p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK} unless given")
     return p
 
@@ -187,37 +199,6 @@ def budget_of(args):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def machine():
-    r"""CPU model, logical CPUs, BLAS and Python/NumPy versions, for the record."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = re.findall(r"model name\s*:\s*(.+)", f.read())
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:   # the config layout differs between NumPy versions
-        blas = "unknown"
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas, "openblas_threads": threads,
-            "python": platform.python_version(), "numpy": np.__version__,
-            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else None}
-
-
-def code_version():
-    r"""The git commit of the code that ran (None outside a git checkout)."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__)),
-                              timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def load_splits(args, dtype):
@@ -335,7 +316,7 @@ def row_markdown(row, metrics):
     h, ev, m = metrics["history"], metrics["evaluation"], metrics["machine"]
     last = h[-1] if h else {}
     minutes = last.get("clock_seconds", 0.0) / 60
-    au = "" if paper_au is None else f" ({paper_au})"
+    au = f" ({PAPER_UNITS_UNCHECKED if paper_au is None else paper_au})"
     return (f"| {row} (k = {k}) | {paper_nll:.2f}{au} | K = {ev['k']}, {ev['n_test']} images: "
             f"**{ev['iw_nll']:.2f}** +- "
             f"{ev['iw_nll_se']:.2f} ({ev['active_units']}) | {metrics['recipe']}, batch "
@@ -348,12 +329,50 @@ def table_lines(rows):
             "| training | machine |", "|---|---|---|---|---|"] + rows
 
 
-def write_report(out_dir, row, metrics):
+def report_text(row, metrics):
+    r"""A row's own reproduction.md: the paper-vs-measured table with that row alone."""
     table = table_lines([row_markdown(row, metrics)])
-    text = f"# Burda et al. (2016), Table 1, row {row}\n\n" + "\n".join(table) + "\n"
+    return f"# Burda et al. (2016), Table 1, row {row}\n\n" + "\n".join(table) + "\n"
+
+
+def write_report(out_dir, row, metrics):
+    text = report_text(row, metrics)
     with atomic_write(os.path.join(out_dir, "reproduction.md"), "w") as f:
         f.write(text)
     return text
+
+
+def published_metrics(base):
+    r"""(directory, metrics) of every published row under ``base``, sorted by directory."""
+    found = []
+    for name in sorted(os.listdir(base)):
+        path = os.path.join(base, name, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                found.append((os.path.join(base, name), json.load(f)))
+    return found
+
+
+def page_with_table(text, base, page=DOCS_TABLE):
+    r"""``text`` with the lines between TABLE_BEGIN and TABLE_END rebuilt from ``base`` (a page
+    whose markers are not sound is refused, naming ``page`` and the line)."""
+    rows = [row_markdown(m["row"], m) for _, m in published_metrics(base)]
+    return with_table(text, page, (TABLE_BEGIN, TABLE_END), table_lines(rows))
+
+
+def rebuild_table(base, docs_page):
+    r"""Rewrite docs_page's table from every published row under ``base``."""
+    text = page_with_table(read_text(docs_page), base, docs_page)
+    with atomic_write(docs_page, "w") as f:
+        f.write(text)
+
+
+def rebuild_docs(base, docs_page):
+    r"""Each published row's reproduction.md and docs_page's table, from metrics.json and PAPER."""
+    for directory, metrics in published_metrics(base):
+        write_report(directory, metrics["row"], metrics)
+    rebuild_table(base, docs_page)
+    log(f"rebuilt {docs_page} and the reports under {base}")
 
 
 def write_figures(out_dir, params, cfg, history, image_shape):
@@ -376,7 +395,7 @@ def read_text(path):
         return f.read()
 
 
-def published_metrics(target):
+def row_metrics(target):
     r"""The metrics.json of the row published in ``target``, or None if there is none."""
     path = os.path.join(target, "metrics.json")
     if not os.path.exists(path):
@@ -400,7 +419,7 @@ def check_publish(args):
     if os.path.isdir(args.docs_page):
         raise CommandError(f"--docs-page {args.docs_page} is a directory; pass the page (.md)")
     check_out_dir(os.path.dirname(os.path.abspath(args.docs_page)), "--docs-page's directory")
-    old = published_metrics(args.publish)
+    old = row_metrics(args.publish)
     if old is not None and old["row"] != args.row:
         sibling = os.path.join(os.path.dirname(os.path.normpath(args.publish)), args.row)
         raise CommandError(f"--publish {args.publish} holds the published results of row "
@@ -418,7 +437,7 @@ def publish(args, files):
     """
     check_publish(args)   # again: the page or the target may have changed during the run
     target, page = args.publish, args.docs_page
-    old = published_metrics(target)
+    old = row_metrics(target)
     old_line = None if old is None else row_markdown(old["row"], old)
     text = read_text(page)
     kept = keep_copies({"page/" + os.path.basename(page): page,
@@ -433,7 +452,7 @@ def publish(args, files):
         else:
             shutil.copyfile(os.path.join(args.out_dir, name), os.path.join(target, name))
     text, found = with_row(text, page, (TABLE_BEGIN, TABLE_END), table_lines([]), old_line,
-                           row_markdown(args.row, published_metrics(target)))
+                           row_markdown(args.row, row_metrics(target)))
     with atomic_write(page, "w") as f:
         f.write(text)
     if old_line is not None and not found:
@@ -530,6 +549,9 @@ def check_estimator(args):
 
 
 def run(args, argv, where):
+    if args.rebuild_docs:
+        rebuild_docs(DOCS_RESULTS, args.docs_page)
+        return {}
     ckpt = check_args(args, given_flags(build_parser, argv), argv)
     ckpt_path = os.path.join(args.out_dir, CHECKPOINT)
     where.update(started=True, epoch=None if ckpt is None else len(ckpt.history))

@@ -132,3 +132,45 @@ def test_an_unknown_step_or_estimator_is_a_usage_error(demo, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             demo.main(SMALL + flag + ["--out-dir", str(tmp_path)])
         assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+ROOT = DEMO.parents[1]
+
+
+def test_docs_table_and_row_reports_are_what_rebuild_docs_writes(demo):
+    """docs/reproduction.md's table and each shipped row's reproduction.md equal what
+    ``--rebuild-docs`` makes from the shipped metrics.json and PAPER: a change to PAPER that is
+    not rebuilt fails here."""
+    base = ROOT / demo.DOCS_RESULTS
+    page = (ROOT / demo.DOCS_TABLE).read_text()
+    assert page == demo.page_with_table(page, str(base))
+    shipped = demo.published_metrics(str(base))
+    assert len(shipped) >= 3
+    for directory, metrics in shipped:
+        report = Path(directory, "reproduction.md").read_text()
+        assert report == demo.report_text(metrics["row"], metrics), directory
+
+
+def test_no_row_says_the_paper_does_not_report_active_units(demo):
+    page = (ROOT / demo.DOCS_TABLE).read_text()
+    assert "not reported" not in page
+    rows = {row: demo.row_markdown(row, {"history": [], "evaluation": {
+        "k": 5000, "n_test": 10, "iw_nll": 1.0, "iw_nll_se": 0.1, "active_units": 3},
+        "machine": {"cpu": "c", "openblas_threads": 1}, "recipe": "paper", "batch_size": 20})
+        for row in demo.PAPER}
+    for row, (_, _, nll, units) in demo.PAPER.items():
+        shown = f"{nll:.2f} ({units if units is not None else demo.PAPER_UNITS_UNCHECKED})"
+        assert shown in rows[row]
+
+
+def test_rebuild_docs_rewrites_a_stale_table(demo, tmp_path, monkeypatch):
+    page = tmp_path / "reproduction.md"
+    page.write_text("# R\n\n<!-- table:begin -->\nstale\n<!-- table:end -->\n")
+    results = tmp_path / "results"
+    (results / "vae").mkdir(parents=True)
+    metrics = json.loads((ROOT / demo.DOCS_RESULTS / "vae" / "metrics.json").read_text())
+    (results / "vae" / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setattr(demo, "DOCS_RESULTS", str(results))
+    demo.main(["--rebuild-docs", "--docs-page", str(page)])
+    assert "stale" not in page.read_text() and "| vae (k = 1) | 86.76 (19) |" in page.read_text()
+    assert (results / "vae" / "reproduction.md").read_text() == demo.report_text("vae", metrics)

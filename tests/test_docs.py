@@ -108,6 +108,33 @@ def test_every_equation_names_its_code_and_its_test():
     assert not bad, f"equations in docs/math.md without a Code: and a Test: line: lines {bad}"
 
 
+# The derivations live in the docstrings of the functions they justify, one copy each; the math
+# page links to them. Each of these functions has a "Derivation" paragraph and is named on the
+# page next to the word "derivation".
+DERIVED_IN_DOCSTRINGS = [
+    "vae_numpy/gaussian.py::kl_per_dimension",
+    "vae_numpy/gaussian.py::kl_standard_normal_backward",
+    "vae_numpy/gaussian.py::reparameterize_backward",
+    "vae_numpy/likelihoods.py::bernoulli_nll",
+    "vae_numpy/likelihoods.py::cb_log_norm",
+    "vae_numpy/likelihoods.py::cb_log_norm_grad",
+    "vae_numpy/likelihoods.py::continuous_bernoulli_mean",
+    "vae_numpy/iwae.py::log_mean_exp_and_softmax",
+    "vae_numpy/evaluate.py::iw_log_likelihood",
+]
+
+
+@pytest.mark.parametrize("ref", DERIVED_IN_DOCSTRINGS)
+def test_each_derivation_is_in_its_functions_docstring_and_linked(ref):
+    path, name = ref.split("::")
+    assert "Derivation" in (resolve_code(path, name).__doc__ or ""), f"{ref} has no derivation"
+    text = math_text()
+    at = [m.start() for m in re.finditer(re.escape(f"`{ref}`"), text)]
+    assert at, f"docs/math.md does not link {ref}"
+    assert any("erivation" in text[max(0, i - 400):i] for i in at), \
+        f"docs/math.md names {ref} but not as the place of a derivation"
+
+
 def test_readme_math_section_links_the_walkthrough():
     text = README.read_text(encoding="utf-8")
     section = text.split("## The math, as the code computes it", 1)[1].split("\n## ", 1)[0]

@@ -5,7 +5,7 @@ that the names resolve).
 """
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, special
 
 import vae_numpy as vn
 from vae_numpy import estimators as est
@@ -13,7 +13,8 @@ from vae_numpy import evaluate as ev
 from vae_numpy import likelihoods as L
 from vae_numpy import linear_gaussian as lg
 from vae_numpy import model
-from vae_numpy.gaussian import kl_standard_normal, log_normal_diag, log_standard_normal
+from vae_numpy.gaussian import (kl_standard_normal, kl_standard_normal_backward,
+                                log_normal_diag, log_standard_normal)
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, numerical_gradient, rel_error
 
 EXACT = 1e-12      # two float64 evaluations of the same O(1) quantity by different routes
@@ -33,17 +34,92 @@ def small_case(likelihood="bernoulli", seed=0):
     return cfg, params, x, eps
 
 
+# --- sections 1 and 2: log p(x) as an integral, and Jensen's step -----------------------------
+
+INTEGRAL_TOL = 1e-10  # Gauss-Legendre, 200 x 200 nodes on [-10, 10]**2, of a smooth integrand
+                      # whose mass outside that square is below 1e-20: round-off, ~1e-13 in log
+
+
+def linear_case(rng, input_dim=3, latent_dim=2, sigma=0.7):
+    """A linear-Gaussian model (exact log p(x)) as a vae_numpy VAE, and one x drawn from it."""
+    W = lg.orthogonal_decoder(latent_dim, input_dim, np.linspace(1.5, 0.8, latent_dim), rng)
+    b = rng.standard_normal(input_dim)
+    x = lg.sample_data(1, W, b, sigma, rng)   # (1, D)
+    cfg = lg.linear_gaussian_config(input_dim, latent_dim, sigma)
+    return W, b, sigma, x, cfg
+
+
+def test_log_px_is_the_integral_of_the_likelihood_times_the_prior(rng):
+    r"""``log p(x) = log int p(x|z) p(z) dz`` with the model's own decoder, likelihood and prior,
+    the integral over z (J = 2) by Gauss-Legendre quadrature, equals the closed-form log p(x) of the
+    linear-Gaussian model (``linear_gaussian.log_marginal``)."""
+    W, b, sigma, x, cfg = linear_case(rng)
+    params = lg.vae_params(W, b, *lg.posterior_encoder(W, b, sigma))  # the decoder is what counts
+    nodes, weights = special.roots_legendre(200)                      # on [-1, 1]
+    z1, z2 = np.meshgrid(10 * nodes, 10 * nodes, indexing="ij")
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1)                    # (40000, J = 2)
+    outs, _ = model.decoder_forward(params, z, cfg)
+    likelihood = L.get_likelihood(cfg.likelihood)
+    log_p_x_and_z = (log_standard_normal(z)
+                     - likelihood.nll(np.repeat(x, len(z), 0), outs, cfg.sigma))
+    area = 100 * np.outer(weights, weights).ravel()                   # dz1 dz2 of each node
+    log_px = special.logsumexp(log_p_x_and_z, b=area)                  # log int p(x|z) p(z) dz
+    assert abs(log_px - lg.log_marginal(x, W, b, sigma)[0]) <= INTEGRAL_TOL
+
+
+def test_jensen_log_of_the_mean_weight_is_log_px_the_mean_log_weight_is_the_elbo():
+    r"""``log p(x) = log E_q[w] >= E_q[log w] = ELBO``, ``w = p(x, z) / q(z|x)``, with a q that is
+    not the posterior (wider, so w is bounded). With S draws of eps: the mean weight is p(x)
+    within 4 SE; the log-weights and ``evaluate.elbo`` (its rec at the same eps, its KL in closed
+    form) differ per draw by ``log p(z) - log q(z|x) + KL``, of mean 0 within 4 SE (a 1% error in
+    the KL is 5.6 SE); and the mean log-weight is below log p(x) by far more than its SE: Jensen's
+    gap, strictly positive when q is not the posterior."""
+    W, b, sigma, x, cfg = linear_case(np.random.default_rng(0), input_dim=8, latent_dim=3,
+                                      sigma=0.5)
+    enc_W, enc_b, logvar_b = lg.posterior_encoder(W, b, sigma)
+    params = lg.vae_params(W, b, 0.9 * enc_W, enc_b + 0.3, logvar_b + 0.7)
+    log_px = lg.log_marginal(x, W, b, sigma)[0]
+    S, seed = 200_000, 1
+    eps = np.random.default_rng(seed).standard_normal((S, 1, 3))
+    log_w = ev.log_importance_weights(params, x, eps, cfg)[:, 0]                  # (S,)
+    w_over_px = np.exp(log_w - log_px)                                   # mean 1 if E_q[w] = p(x)
+    assert abs(w_over_px.mean() - 1) < MC_SIGMAS * w_over_px.std(ddof=1) / np.sqrt(S)
+    elbo = ev.elbo(params, np.repeat(x, S, axis=0), cfg, np.random.default_rng(seed))  # same eps
+    d = log_w - elbo
+    assert abs(d.mean()) < MC_SIGMAS * d.std(ddof=1) / np.sqrt(S), d.mean()
+    se_log_w = log_w.std(ddof=1) / np.sqrt(S)
+    assert log_px - log_w.mean() > 20 * se_log_w, (log_px, log_w.mean(), se_log_w)
+
+
+# --- section 5: one reparameterized sample estimates E_q[log p(x|z)] without bias -------------
+
+def test_one_sample_rec_is_unbiased_for_the_expected_reconstruction(rng):
+    r"""``rec_b = -log p(x_b | z_b)``, one ``z_b = mu + exp(logvar / 2) * eps_b`` per row
+    (``evaluate.elbo_terms`` with one sample), averaged over S rows holding the same x, equals
+    ``-E_q[log p(x|z)]`` in closed form on the linear-Gaussian model within 4 SE; the same check
+    rejects std = exp(logvar) (the variance enters E_q through the trace term)."""
+    W, b, sigma, x, cfg = linear_case(rng, input_dim=8, latent_dim=3, sigma=0.5)
+    enc_W, enc_b, logvar_b = lg.posterior_encoder(W, b, sigma)
+    params = lg.vae_params(W, b, 0.9 * enc_W, enc_b + 0.3, logvar_b + 1.5)  # wide q: a big trace
+    S = 20_000
+    rec, _ = ev.elbo_terms(params, np.repeat(x, S, axis=0), cfg, rng, n_samples=1)  # (S,)
+    mu, logvar = vn.encode(params, x, cfg)
+    expected = -lg.expected_log_likelihood(x, mu, logvar, W, b, sigma)[0]
+    assert abs(rec.mean() - expected) < MC_SIGMAS * rec.std(ddof=1) / np.sqrt(S)
+
+
 # --- the backward chain, at the encoder outputs ----------------------------------------------
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_encoder_output_gradients_are_the_two_paths_added(reduction):
-    r"""dL/dmu = dz + beta * w * mu, dL/dlogvar = dz * 0.5 * std * eps + beta * w * 0.5 * expm1(logvar),
-    with w = 1/B (mean) or 1 (sum) and dz the decoder's gradient at z; checked against finite
+    r"""dL/dmu = dz + beta * c_b * mu,
+    dL/dlogvar = dz * 0.5 * std * eps + beta * c_b * 0.5 * expm1(logvar),
+    with c_b = 1/B (mean) or 1 (sum) and dz the decoder's gradient at z; checked against finite
     differences of the loss as a function of (mu, logvar), and against loss_and_grads' encoder
     head biases (d loss / d enc.mu.b = sum_b dL/dmu_b)."""
     cfg, params, x, eps = small_case()
     lik = L.get_likelihood(cfg.likelihood)
-    w = 1 / B if reduction == "mean" else 1.0
+    c_b = 1 / B if reduction == "mean" else 1.0
     (mu, logvar), _ = model.encoder_forward(params, x, cfg)
     mu, logvar = mu.copy(), logvar.copy()
 
@@ -56,10 +132,10 @@ def test_encoder_output_gradients_are_the_two_paths_added(reduction):
     std = np.exp(0.5 * logvar)
     z = mu + std * eps
     outs, dec_cache = model.decoder_forward(params, z, cfg)
-    douts = lik.nll_backward(np.full(B, w), x, outs, cfg.sigma)
+    douts = lik.nll_backward(np.full(B, c_b), x, outs, cfg.sigma)
     dz = model.decoder_backward(douts, dec_cache, cfg, {})
-    dmu = dz + BETA * w * mu
-    dlogvar = dz * 0.5 * std * eps + BETA * w * 0.5 * np.expm1(logvar)
+    dmu = dz + BETA * c_b * mu
+    dlogvar = dz * 0.5 * std * eps + BETA * c_b * 0.5 * np.expm1(logvar)
 
     assert rel_error(dmu, numerical_gradient(loss_of_mu_logvar, mu)) <= TOLERANCE_FLOAT64
     assert rel_error(dlogvar, numerical_gradient(loss_of_mu_logvar, logvar)) <= TOLERANCE_FLOAT64
@@ -72,14 +148,15 @@ def test_encoder_output_gradients_are_the_two_paths_added(reduction):
 def test_analytic_kl_gradient_is_the_mean_of_the_sampled_one(rng):
     r"""The single-sample KL ``log q(z) - log p(z)`` at ``z = mu + std * eps`` has pathwise
     gradient ``(z, -0.5 + 0.5 * z * std * eps)`` (its direct dependence on logvar included);
-    its mean over eps is the analytic ``(mu, 0.5 * expm1(logvar))`` that loss_and_grads uses,
-    which has no sampling noise at all."""
+    its mean over eps is the analytic ``(mu, 0.5 * expm1(logvar))`` that loss_and_grads uses
+    (``gaussian.kl_standard_normal_backward``), which has no sampling noise at all."""
     mu, logvar = np.array([0.4, -1.2, 0.9]), np.array([-0.5, 0.7, -2.0])
     std = np.exp(0.5 * logvar)
     eps = rng.standard_normal((400_000, 3))
     z = mu + std * eps
     samples = {"mu": z, "logvar": -0.5 + 0.5 * z * std * eps}
-    analytic = {"mu": mu, "logvar": 0.5 * np.expm1(logvar)}
+    dmu, dlogvar = kl_standard_normal_backward(np.ones(1), mu[None], logvar[None])
+    analytic = {"mu": dmu[0], "logvar": dlogvar[0]}
     for name in samples:
         s = samples[name]
         se = s.std(axis=0, ddof=1) / np.sqrt(len(s))
@@ -88,8 +165,7 @@ def test_analytic_kl_gradient_is_the_mean_of_the_sampled_one(rng):
     # the single-sample values are those of log q(z) - log p(z): a finite-difference check
     e = eps[:1]
     m, lv = mu[None].copy(), logvar[None].copy()
-    kl_sample = lambda: float(np.sum(log_normal_diag(m + np.exp(0.5 * lv) * e, m, lv)
-                                     - log_standard_normal(m + np.exp(0.5 * lv) * e)))
+    kl_sample = lambda: float(np.sum(est.kl_monte_carlo(m + np.exp(0.5 * lv) * e, m, lv)))
     assert rel_error(samples["mu"][:1], numerical_gradient(kl_sample, m)) <= TOLERANCE_FLOAT64
     assert rel_error(samples["logvar"][:1],
                      numerical_gradient(kl_sample, lv)) <= TOLERANCE_FLOAT64
@@ -210,8 +286,8 @@ def test_rate_is_mutual_information_plus_marginal_kl(rng):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_iwae_encoder_output_gradients(reduction):
-    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w): dz_k = w * s_k * (d rec_k / dz_k
-    + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * w (the last
+    r"""For loss = reduce_b(-IW_K(x_b)) with s = softmax_k(log w):
+    dz_k = c_b * s_k * (d rec_k / dz_k + z_k), dL/dmu = sum_k dz_k, dL/dlogvar = sum_k dz_k * 0.5 * std * eps_k - 0.5 * c_b (the last
     term from -log q = -log N(eps; 0, I) + 0.5 * sum_j logvar_j, with sum_k s_k = 1)."""
     from scipy.special import logsumexp, softmax
 
@@ -222,7 +298,7 @@ def test_iwae_encoder_output_gradients(reduction):
     K = 4
     eps = np.random.default_rng(3).standard_normal((K, B, J))
     lik = L.get_likelihood(cfg.likelihood)
-    w = 1 / B if reduction == "mean" else 1.0
+    c_b = 1 / B if reduction == "mean" else 1.0
     x_k = np.broadcast_to(x, (K, B, D)).reshape(K * B, D)
     (mu, logvar), _ = model.encoder_forward(params, x, cfg)
     mu, logvar = mu.copy(), logvar.copy()
@@ -240,11 +316,11 @@ def test_iwae_encoder_output_gradients(reduction):
 
     log_w, z, outs, cache = log_weights(mu, logvar)
     s = softmax(log_w, axis=0)                                                # (K, B)
-    drec = lik.nll_backward((w * s).reshape(K * B), x_k, outs, cfg.sigma)
-    dz = model.decoder_backward(drec, cache, cfg, {}).reshape(K, B, J) + (w * s)[..., None] * z
+    drec = lik.nll_backward((c_b * s).reshape(K * B), x_k, outs, cfg.sigma)
+    dz = model.decoder_backward(drec, cache, cfg, {}).reshape(K, B, J) + (c_b * s)[..., None] * z
     std = np.exp(0.5 * logvar)
     dmu = dz.sum(axis=0)
-    dlogvar = (dz * 0.5 * std * eps).sum(axis=0) - 0.5 * w
+    dlogvar = (dz * 0.5 * std * eps).sum(axis=0) - 0.5 * c_b
 
     assert rel_error(dmu, numerical_gradient(loss_of_mu_logvar, mu)) <= TOLERANCE_FLOAT64
     assert rel_error(dlogvar, numerical_gradient(loss_of_mu_logvar, logvar)) <= TOLERANCE_FLOAT64

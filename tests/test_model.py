@@ -1,6 +1,7 @@
 """The whole model: every parameter's gradient against finite differences, the loss's
 composition, dtypes, and clear errors for bad input."""
 import itertools
+import pathlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import vae_numpy as vn
 from vae_numpy import model
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, check_vjp, failures
+from vae_numpy.layers import ACTIVATIONS
 from vae_numpy.likelihoods import LIKELIHOODS
 
 D, J, B = 6, 3, 4  # small, so the finite-difference loop over every parameter is quick
@@ -51,9 +53,16 @@ def case_away_from_kinks(likelihood, activation, hidden):
     raise AssertionError("no seed kept every ReLU pre-activation off the kink")
 
 
-CONFIGS = list(itertools.product(sorted(LIKELIHOODS),
-                                 ["relu", "tanh", "softplus", "leaky_relu", "sigmoid"],
+# every likelihood x every activation (identity included) x 1-2 hidden layers x 2 reductions
+CONFIGS = list(itertools.product(sorted(LIKELIHOODS), sorted(ACTIVATIONS),
                                  [(5,), (5, 4)], ["mean", "sum"]))
+
+
+def test_the_readme_counts_these_configurations():
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    claim = (f"every parameter gradient of {len(CONFIGS)} configurations ({len(LIKELIHOODS)} "
+             f"likelihoods x {len(ACTIVATIONS)} activations x 1-2 hidden layers x 2 reductions")
+    assert claim in readme
 
 
 @pytest.mark.parametrize("likelihood, activation, hidden, reduction", CONFIGS)

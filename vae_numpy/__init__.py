@@ -1,6 +1,8 @@
 r"""vae_numpy: a variational autoencoder written from scratch in NumPy.
 
-loss = -ELBO = rec + beta * KL, with rec = -log p(x|z) for one z ~ q(z|x) per x.
+loss = rec + beta * KL, with rec = -log p(x|z) for one z ~ q(z|x) per x: at beta = 1 a
+one-sample, unbiased estimate of -ELBO. Its expectation, -ELBO, is an upper bound on
+-log p(x); one draw is not a bound (it can fall below -log p(x)).
 See README.md for the conventions (logvar, reductions, weight layout, noise as an argument).
 """
 from ._version import __version__

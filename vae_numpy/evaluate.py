@@ -3,7 +3,7 @@ r"""Evaluating a trained VAE: log p(x) estimates, the ELBO, and posterior-collap
 Shape letters: N examples, B examples in a chunk, D data dimensions, J latent dimensions,
 K importance samples per example, S samples in a chunk.
 
-The ELBO is a lower bound on log p(x); the importance-weighted bound (Burda et al. 2015)
+The ELBO is a lower bound on log p(x); the importance-weighted bound (Burda et al. 2016)
 
     IW_K(x) = log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x)
 
@@ -19,7 +19,7 @@ Diagnostics of how much the latent code is used:
 
 - rate ``KL(q(z|x) || p(z))`` and distortion ``rec = -E_q[log p(x|z)]``, side by side
   (their sum is -ELBO); the KL split per latent dimension;
-- active units (Burda et al. 2015): dimension j is active when ``Var_x(E_q[z_j | x]) > 0.01``;
+- active units (Burda et al. 2016): dimension j is active when ``Var_x(E_q[z_j | x]) > 0.01``;
 - the mutual information I(x; z) under q (Hoffman & Johnson 2016).
 
 Everything is in nats per example; :func:`bits_per_dim` converts.
@@ -38,7 +38,7 @@ from .iwae import sample_blocks
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_forward, encode, loss_terms, params_dtype
 
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015, Sec. 5.2
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, Sec. 5.2
 DEFAULT_BATCH_SIZE = 100      # examples per chunk
 DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
 # Floats per (B, N, J) temporary of mutual_information (8 MB in float64): at most this many
@@ -158,11 +158,35 @@ def example_noise(seed, index, n_samples, latent_dim, dtype):
 
 def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
                       chunk_size=DEFAULT_CHUNK_SIZE, progress=True):
-    r"""Importance-weighted estimate of log p(x) per example (Burda et al. 2015, eq. 8).
+    r"""Importance-weighted estimate of log p(x) per example (Burda et al. 2016, eq. 8).
 
     ``IW_K(x) = logsumexp_k(log w_k) - log K``, the log-mean-exp over the K samples of one
     example only, with ``log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` and
     ``z_k = mu + std * eps_k``. A lower bound on log p(x) in expectation, tighter as K grows.
+
+    Derivation, a lower bound: with z ~ q(z|x), ``w = p(x, z) / q(z|x)`` has
+    ``E_q[w] = int p(x, z) dz = p(x)``, so the mean of K weights, ``M_K = (1/K) sum_k w_k``, has
+    mean p(x); the log is concave, and Jensen's inequality gives
+    ``E[IW_K] = E[log M_K] <= log E[M_K] = log p(x)``.
+
+    Rising with K: ``M_{K+1}`` is the average of the K + 1 means of K weights that leave one
+    sample out, ``M_{K+1} = (1/(K+1)) sum_i M_K^(-i)``. By concavity
+    ``log M_{K+1} >= (1/(K+1)) sum_i log M_K^(-i)``, and each ``log M_K^(-i)`` has expectation
+    ``E[IW_K]`` (the samples are i.i.d.), so ``E[IW_{K+1}] >= E[IW_K]``, from
+    ``E[IW_1] = ELBO`` (with a Monte Carlo KL) upwards (Burda et al. 2016, Theorem 1).
+
+    The bias of the log of a mean: ``M_K`` has mean p(x) and variance ``Var_q(w) / K``.
+    Expanding the log around p(x),
+
+        log M_K = log p(x) + (M_K - p(x)) / p(x) - (M_K - p(x))**2 / (2 p(x)**2) + ...,
+
+    and taking expectations (the linear term has mean 0),
+    ``log p(x) - E[IW_K] = Var_q(w) / (2 K p(x)**2) + o(1/K)``: the bias falls like 1/K when
+    Var_q(w) is finite (a rigorous o(1/K) remainder needs somewhat more than that; Nowozin 2018
+    gives the expansion in the central moments of w), slower when the weights' tail is heavy.
+    Convergence itself needs less: ``IW_K -> log p(x)`` almost surely needs only
+    ``E_q[w] = p(x)`` (the strong law of large numbers), and ``E[IW_K] -> log p(x)`` holds, for
+    example, when w is bounded (Burda et al. 2016, Theorem 1).
 
     Randomness: one integer ``seed = rng.integers(2**63)`` is drawn from ``rng``; example n
     (its row in x) then uses ``default_rng([seed, n])`` (see :func:`example_noise`), so the
@@ -324,7 +348,7 @@ def active_units(params, x, cfg, threshold=ACTIVE_UNIT_THRESHOLD, batch_size=100
     r"""Number of active latent dimensions: ``Var_x(E_q[z_j | x]) > threshold`` (Burda et al.).
 
     A dimension whose posterior mean does not move with x carries no information about x,
-    whatever its variance; 0.01 is the threshold of Burda et al. (2015), Sec. 5.2.
+    whatever its variance; 0.01 is the threshold of Burda et al. (2016), Sec. 5.2.
     """
     return int(np.sum(posterior_mean_variance(params, x, cfg, batch_size) > threshold))
 

@@ -41,6 +41,25 @@ def reparameterize_backward(dz, cache):
 
     Local derivatives: dz/dmu = 1, dz/dlogvar = 0.5 * exp(logvar / 2) * eps.
 
+    Derivation. Each z_bj depends only on mu_bj and logvar_bj (the map is elementwise), so the
+    chain rule has one term per entry:
+
+        dz/dmu     = 1
+        dz/dlogvar = d/dlogvar exp(logvar / 2) * eps = 0.5 * exp(logvar / 2) * eps
+                   = 0.5 * std * eps  (= 0.5 * (z - mu))
+        dloss/dmu = dloss/dz * 1,   dloss/dlogvar = dloss/dz * 0.5 * std * eps
+
+    Why this is the gradient of an expectation: eps ~ N(0, I) does not depend on (mu, logvar),
+    so for a loss f(z) differentiable in z (with f' integrable under N(0, I), which lets the
+    derivative pass inside the expectation)
+
+        d/dtheta E_{z ~ q}[f(z)] = d/dtheta E_eps[f(mu + std * eps)]
+                                 = E_eps[f'(z) * dz/dtheta],   theta = mu or logvar,
+
+    and one draw of ``f'(z) * dz/dtheta`` is an unbiased estimate of it (Kingma & Welling 2014,
+    Sec. 2.4). Sampling z directly from q(z|x) instead gives no derivative to follow: the
+    randomness would sit between theta and z.
+
     Parameters
     ----------
     dz : (B, J) array, d loss / d z.
@@ -58,6 +77,19 @@ def kl_per_dimension(mu, logvar):
 
     ``kl_j = 0.5 * (mu_j**2 + exp(logvar_j) - 1 - logvar_j)``, with ``exp(logvar) - 1``
     computed as ``expm1(logvar)`` so that a tiny logvar does not cancel to a negative KL.
+
+    Derivation (one dimension; q = N(mu, v) with v = exp(logvar), p = N(0, 1)):
+
+        log q(z) = -0.5 * (log(2 pi) + logvar + (z - mu)**2 / v)
+        log p(z) = -0.5 * (log(2 pi) + z**2)
+        KL = E_q[log q(z) - log p(z)] = 0.5 * E_q[z**2 - (z - mu)**2 / v - logvar]
+        E_q[(z - mu)**2] = v,   E_q[z**2] = mu**2 + v
+        KL = 0.5 * (mu**2 + v - 1 - logvar)
+
+    Both parts are >= 0: mu**2, and ``exp(logvar) - 1 - logvar`` (exp lies above its tangent at
+    0), so the KL is 0 exactly at mu = 0, logvar = 0. A diagonal q and p = N(0, I) factorize over
+    the J dimensions, so the KL of the vectors is the sum over j
+    (:func:`kl_standard_normal`; Kingma & Welling 2014, App. B).
 
     Parameters
     ----------
@@ -91,6 +123,19 @@ def kl_standard_normal_backward(dkl, mu, logvar):
     r"""Gradient of ``kl_standard_normal`` with respect to mu and logvar.
 
     Local derivatives: dKL/dmu = mu, dKL/dlogvar = 0.5 * (exp(logvar) - 1).
+
+    Derivation: differentiate each term of ``kl_j = 0.5 * (mu_j**2 + exp(logvar_j) - 1 -
+    logvar_j)`` (:func:`kl_per_dimension`); only kl_j depends on (mu_j, logvar_j), so
+
+        d kl / d mu_j     = 0.5 * 2 mu_j = mu_j
+        d kl / d logvar_j = 0.5 * (exp(logvar_j) - 1)     (computed as 0.5 * expm1(logvar_j))
+
+    and with the upstream dkl_b = d loss / d kl_b, ``dmu_bj = dkl_b * mu_bj``,
+    ``dlogvar_bj = dkl_b * 0.5 * expm1(logvar_bj)``. Both vanish exactly at the prior (mu = 0,
+    logvar = 0), the KL's minimum; the mu gradient grows in proportion to mu, the logvar
+    gradient like exp(logvar) above 0 and towards -0.5 as logvar -> -inf. These are the exact
+    gradients of the expectation, not a sampled estimate: the KL is computed in closed form,
+    not from z.
 
     Parameters
     ----------

@@ -92,6 +92,19 @@ def log_mean_exp_and_softmax(log_w):
     ``L = m + log(sum_k e_k) - log K`` and ``s_k = e_k / sum_k e_k``; one exp serves both, and
     neither overflows nor underflows to log(0) whatever the scale of log w.
 
+    Derivation: the gradient of a log-mean-exp is the softmax. With ``a_k = log w_k``,
+
+        L = log (1/K) sum_k exp(a_k)
+        dL/da_k = (1/K) exp(a_k) / ((1/K) sum_k' exp(a_k')) = w_k / sum_k' w_k' = s_k,
+
+    so by the chain rule ``d L / d theta = sum_k s_k * d log w_k / d theta``: the gradient of
+    L_K is a weighted average of the K one-sample gradients ``d log w_k``, with weights
+    ``s_k >= 0`` that sum to 1, each sample's share of the total importance weight. A sample
+    that explains x well (large w_k) dominates; one that explains it badly contributes almost
+    nothing. Equal weights, ``s_k = 1/K``, would give the gradient of the average of the K
+    one-sample ELBOs (a VAE with K samples), which does not tighten with K. Shifting every
+    ``a_k`` by m changes neither L (m is added back) nor s (``exp(-m)`` cancels in the ratio).
+
     Parameters
     ----------
     log_w : (K, B) array

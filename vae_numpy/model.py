@@ -149,7 +149,8 @@ def loss_and_grads(params, x, eps, cfg, reduction="mean", free_bits=0.0, beta=No
     ``loss = reduce_b(rec_b + beta * kl_b)`` with ``rec_b = -log p(x_b | z_b)`` summed over D,
     ``kl_b = KL(q(z|x_b) || N(0, I))`` summed over J, ``z_b = mu_b + exp(logvar_b / 2) * eps_b``,
     and reduce = mean over the batch (default) or sum (what pytorch/examples does).
-    With beta = 1 this is a one-sample estimate of -ELBO, an upper bound on -log p(x).
+    With beta = 1 this is a one-sample, unbiased estimate of -ELBO: its expectation over eps,
+    -ELBO, is an upper bound on -log p(x); one draw is not (it can fall below -log p(x)).
     ``cfg.rec_weight`` (default 1) multiplies rec: 0 gives the KL-only objective.
 
     Parameters

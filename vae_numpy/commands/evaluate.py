@@ -4,7 +4,7 @@ Loads a checkpoint written by ``vae-numpy train``, takes the first N test images
 binarized exactly as the model's test set was (the fixed-seed binarize_test_set, for models
 trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimension.png:
 
-    iw_nll       -IW_K, the importance-weighted estimate of -log p(x) (Burda et al. 2015), nats
+    iw_nll       -IW_K, the importance-weighted estimate of -log p(x) (Burda et al. 2016), nats
     neg_elbo     -ELBO = rec + kl with one z per example, nats
     rec, kl      distortion and rate
     active_units dimensions with Var_x(E_q[z_j]) > 0.01

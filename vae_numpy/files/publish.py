@@ -69,6 +69,16 @@ def with_row(text, page, markers, header, old_line, new_line):
     return "\n".join(lines[:first + 1] + body + lines[last:]) + "\n", found
 
 
+def with_table(text, page, markers, lines):
+    r"""``text`` with the lines between the ``markers`` (begin, end) replaced by ``lines`` (a
+    new table at the end of the page if it has none); the text around the table stays."""
+    page_lines, span = text.splitlines(), table_span(text, page, *markers)
+    if span is None:
+        return "\n".join(page_lines + ["", markers[0], *lines, markers[1]]) + "\n"
+    first, last = span
+    return "\n".join(page_lines[:first + 1] + list(lines) + page_lines[last:]) + "\n"
+
+
 def keep_copies(files, keep_root):
     r"""Copy what is about to be replaced into a new directory ``keep_root/<time>/`` (``-2``,
     ``-3``, ... if that exists).
