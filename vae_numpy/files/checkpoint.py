@@ -286,8 +286,8 @@ def _check_history(history, path):
     for i, record in enumerate(history):
         where = f"entry 'history_json', record {i}"
         if not isinstance(record, dict):
-            raise FileFormatError(path, f"{where} is {type(record).__name__}, not an object: the "
-                                        "history is a list of per-epoch objects")
+            raise FileFormatError(path, f"{where} is {type(record).__name__}: the history "
+                                        "must be a list of per-epoch objects")
         if record.get("epoch") != i + 1 or not _is_int(record["epoch"]):
             raise FileFormatError(path, f"{where} has epoch {record.get('epoch')!r}; the records "
                                         f"count the epochs 1, 2, ... (expected {i + 1})")
