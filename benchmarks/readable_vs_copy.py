@@ -2,7 +2,6 @@ r"""Cost of the readable functions against the faster copies that trained and ev
 
     OPENBLAS_NUM_THREADS=1 VAE_NUMPY_NUM_THREADS=1 python benchmarks/readable_vs_copy.py
     python benchmarks/readable_vs_copy.py --rows iwae_step,log_weights --repeats 9
-    python benchmarks/readable_vs_copy.py --rows vae_step_relu,adam --repeats 9
     python benchmarks/readable_vs_copy.py --quick          # a few seconds, a smoke run
 
 Each row of :data:`ROWS` builds, on the same model, data and noise, one closure per contender:
@@ -26,7 +25,6 @@ Not part of the test suite. Progress goes to stderr, the table to stdout.
 import argparse
 import importlib
 import json
-import multiprocessing
 import os
 import platform
 import resource
@@ -37,9 +35,9 @@ import time
 import numpy as np
 
 import vae_numpy
-from vae_numpy import VAEConfig, init_params
-from vae_numpy.files.atomic import atomic_write
+from vae_numpy import VAEConfig, evaluate, init_params
 from vae_numpy.commands.flags import parse_with_quick
+from vae_numpy.files.atomic import atomic_write
 from vae_numpy.evaluate import _log_weights, encode, iw_log_likelihood
 from vae_numpy.iwae import _iwae_step
 from vae_numpy.model import loss_and_grads
@@ -54,17 +52,15 @@ SEED = 0
 
 
 def optional(module, name):
-    r"""``module.name`` if the package still has it, else None (a copy that was deleted).
-
-    A module found outside the imported package's directory does not count: an editable
-    install of another checkout can serve a module this checkout has deleted.
-    """
+    r"""``module.name`` if the package imported here still has that module, else None (a
+    copy that was deleted). A module found in another copy of the package (an editable
+    install elsewhere answers imports the package directory cannot) does not count."""
     try:
         found = importlib.import_module(module)
     except ImportError:
         return None
     package_dir = os.path.dirname(os.path.abspath(vae_numpy.__file__))
-    if not os.path.abspath(found.__file__).startswith(package_dir + os.sep):
+    if os.path.dirname(os.path.abspath(found.__file__)) != package_dir:
         return None
     return getattr(found, name, None)
 
@@ -122,13 +118,56 @@ def log_weights_row(dtype):
 
 
 @row("iw_log_likelihood", "evaluate.iw_log_likelihood, K=1000 on 100 images, default "
-                          "batch_size and chunk_size, same model")
+                          "batch_size and chunk_size, same model (its log-weights: "
+                          "_log_weights vs LogWeights)")
 def iw_log_likelihood_row(dtype):
     cfg = burda_config(dtype)
     params, x, _ = model_and_data(cfg, 100)
-    return {"readable": lambda: iw_log_likelihood(params, x, cfg, 1000,
-                                                  np.random.default_rng(1), progress=False),
-            "copy": None}
+
+    def estimate():
+        return iw_log_likelihood(params, x, cfg, 1000, np.random.default_rng(1), progress=False)
+    log_weights_class = optional("vae_numpy.fast_iw", "LogWeights")
+    if log_weights_class is None or evaluate._log_weights is not _log_weights:
+        return {"readable": estimate, "copy": None}
+    fast = log_weights_class(params, cfg)   # one object per estimate, as the copy was used
+
+    def estimate_with_the_copy():
+        evaluate._log_weights = lambda p, xb, mu, logvar, eps, c: fast(xb, mu, logvar, eps)
+        try:
+            return estimate()
+        finally:
+            evaluate._log_weights = _log_weights
+    return {"readable": estimate, "copy": estimate_with_the_copy}
+
+
+@row("iwae_epoch", "IWAE training epoch, same model, 3000 random binary images, B=100, K=5, "
+                   "Adam (train with _iwae_step vs train with FastIWAEStep)")
+def iwae_epoch_row(dtype):
+    cfg = burda_config(dtype)
+    _, x, _ = model_and_data(cfg, 3000)
+    train_module = importlib.import_module("vae_numpy.train")
+
+    def epoch():
+        params = init_params(cfg, np.random.default_rng(SEED))
+        return train_module.train(params, cfg, x, optimizer=Adam(1e-3),
+                                  rng=np.random.default_rng(1), epochs=1, batch_size=100,
+                                  progress=False, objective="iwae", k=5)
+    fast_class = optional("vae_numpy.fast_iwae", "FastIWAEStep")
+    make_step = getattr(train_module, "make_iwae_step", None)
+    if fast_class is None or make_step is None:
+        return {"readable": epoch, "copy": None}
+
+    def epoch_with(step_maker):
+        train_module.make_iwae_step = step_maker
+        try:
+            return epoch()
+        finally:
+            train_module.make_iwae_step = make_step
+
+    def readable_step(cfg, reduction="mean"):
+        return lambda params, x, eps, beta: _iwae_step(params, x, eps, cfg, reduction)
+    return {"readable": lambda: epoch_with(readable_step),
+            "copy": lambda: epoch_with(lambda cfg, reduction="mean": fast_class(cfg, reduction))}
 
 
 def relu_config(dtype):
@@ -211,85 +250,51 @@ def adam_blocks_row(dtype):
 
 # --- timing -----------------------------------------------------------------------------------
 
-def time_alternating(callers, repeats, calls, warmup=WARMUP):
+def time_alternating(callers, repeats, calls, warmup=WARMUP, keep=True):
     r"""Per-repeat seconds per call of each contender (name -> closure), the contenders
-    alternating within every repeat. Returns name -> list of ``repeats`` floats."""
-    for call in callers.values():
+    alternating within every repeat, and each contender's minor page faults per call (the
+    process's, ``resource.getrusage``). Returns (name -> list of ``repeats`` floats,
+    name -> float).
+
+    With ``keep`` (the default) each call's result is kept until the contender's next call
+    returns, as ``train`` keeps a step's gradients until the next step: dropping everything
+    between calls lets the C library hand the freed memory back to the system and map it
+    again on the next call (``--drop-results`` shows how many page faults that costs).
+    """
+    results = {}
+    for name, call in callers.items():
         for _ in range(warmup):
-            call()
+            results[name] = call()
+        if not keep:
+            results[name] = None
     seconds = {name: [] for name in callers}
+    faults = {name: 0 for name in callers}
     for _ in range(repeats):
         for name, call in callers.items():
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for _ in range(calls):
-                call()
+                results[name] = call()
+                if not keep:
+                    results[name] = None
             seconds[name].append((time.perf_counter() - start) / calls)
-    return seconds
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+    return seconds, {name: n / (repeats * calls) for name, n in faults.items()}
 
 
-def _contender_process(conn, name, dtype, contender, warmup):
-    r"""Worker of :func:`time_isolated`: build one contender, then time ``calls`` calls each
-    time the parent sends ``calls``; reply (seconds per call, minor page faults per call)."""
-    call = ROWS[name][1](dtype)[contender]
-    for _ in range(warmup):
-        call()
-    while (calls := conn.recv()) is not None:
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        seconds = (time.perf_counter() - start) / calls
-        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / calls
-        conn.send((seconds, faults))
-
-
-def time_isolated(name, dtype, contenders, repeats, calls, warmup=WARMUP):
-    r"""As :func:`time_alternating`, each contender in its own process.
-
-    In one process the contenders share the C heap: the copy's long-lived buffers change
-    where the readable function's fresh (B, D) arrays land, and measured on the VAE step
-    that made the readable function take ~1,250 minor page faults per call instead of none
-    (in a training run alone it takes under 10). Separate processes, taking turns, keep the
-    alternation and give each contender the heap it has when it trains.
-    Returns (seconds, faults): name -> list of ``repeats`` floats each.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    workers = {}
-    for contender in contenders:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_contender_process,
-                           args=(child, name, dtype, contender, warmup))
-        proc.start()
-        workers[contender] = (proc, parent)
-    seconds = {c: [] for c in contenders}
-    faults = {c: [] for c in contenders}
-    try:
-        for _ in range(repeats):
-            for contender, (_, conn) in workers.items():
-                conn.send(calls)
-                s, f = conn.recv()
-                seconds[contender].append(s)
-                faults[contender].append(f)
-    finally:
-        for proc, conn in workers.values():
-            conn.send(None)
-            proc.join()
-    return seconds, faults
-
-
-def summarize(seconds, faults=None):
-    r"""Medians (ms) of each contender and the median of the per-repeat ratios readable/copy."""
+def summarize(seconds, faults):
+    r"""Medians (ms) of each contender, the median of the per-repeat ratios readable/copy, and
+    the page faults per call."""
     out = {f"{name}_ms": 1e3 * statistics.median(t) for name, t in seconds.items()}
     if "copy" in seconds:
         out["ratio"] = statistics.median(r / c for r, c in zip(seconds["readable"],
                                                                 seconds["copy"]))
+    out.update({f"{name}_faults_per_call": n for name, n in faults.items()})
     out["rounds_s"] = seconds
-    if faults is not None:
-        out.update({f"{name}_faults": statistics.median(f) for name, f in faults.items()})
     return out
 
 
-def run(names, dtype, repeats, calls, in_process=False):
+def run(names, dtype, repeats, calls, keep=True):
     results = {}
     for name in names:
         what, build = ROWS[name]
@@ -298,11 +303,8 @@ def run(names, dtype, repeats, calls, in_process=False):
             print(f"{name}: nothing to time in this version of the package", file=sys.stderr)
             continue
         print(f"{name}: {what} ...", file=sys.stderr, flush=True)
-        if in_process:
-            timed = summarize(time_alternating(contenders, repeats, calls))
-        else:
-            timed = summarize(*time_isolated(name, dtype, list(contenders), repeats, calls))
-        results[name] = {"what": what, **timed}
+        results[name] = {"what": what, **summarize(*time_alternating(contenders, repeats, calls,
+                                                                     keep=keep))}
     return results
 
 
@@ -310,11 +312,11 @@ def table(results):
     lines = ["| row | readable ms | copy ms | readable / copy | page faults per call |",
              "|---|---|---|---|---|"]
     for name, r in results.items():
-        copy = f"{r['copy_ms']:.2f}" if "copy_ms" in r else "(no copy)"
+        copy = f"{r['copy_ms']:.1f}" if "copy_ms" in r else "(no copy)"
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
-        faults = " / ".join(f"{r[k]:.0f}" for k in ("readable_faults", "copy_faults") if k in r)
-        lines.append(f"| {r['what']} | {r['readable_ms']:.2f} | {copy} | {ratio} | "
-                     f"{faults or 'not counted'} |")
+        faults = " / ".join(f"{r[f'{c}_faults_per_call']:.0f}" for c in ("readable", "copy")
+                            if f"{c}_faults_per_call" in r)
+        lines.append(f"| {r['what']} | {r['readable_ms']:.1f} | {copy} | {ratio} | {faults} |")
     return "\n".join(lines)
 
 
@@ -326,9 +328,9 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--calls", type=int, default=CALLS, help="calls per timed repeat")
-    parser.add_argument("--in-process", action="store_true",
-                        help="time the contenders in this process (default: one process each; "
-                             "see time_isolated)")
+    parser.add_argument("--drop-results", action="store_true",
+                        help="drop each call's result at once instead of keeping it until the "
+                             "next call (see time_alternating)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke run")
     return parse_with_quick(parser, argv, QUICK)
@@ -343,15 +345,15 @@ def main(argv=None):
     env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS",
                                                    "VAE_NUMPY_NUM_THREADS")}
     load_before = os.getloadavg()
-    results = run(names, args.dtype, args.repeats, args.calls, args.in_process)
+    results = run(names, args.dtype, args.repeats, args.calls, keep=not args.drop_results)
     load_after = os.getloadavg()
     print(table(results))
-    where = "one process" if args.in_process else "one process per contender"
+    kept = "dropped at once" if args.drop_results else "kept until the next call"
     print(f"\n{args.dtype}, medians of {args.repeats} alternating repeats of {args.calls} "
-          f"call(s), {where}; {env}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
+          f"call(s), results {kept}; {env}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
           f"after; numpy {np.__version__}, {platform.processor() or platform.machine()}")
     out = {"dtype": args.dtype, "repeats": args.repeats, "calls": args.calls, "env": env,
-           "in_process": args.in_process,
+           "keep_results": not args.drop_results,
            "loadavg_before": load_before, "loadavg_after": load_after, "rows": results}
     if args.json:
         with atomic_write(args.json, "w") as f:

@@ -15,6 +15,7 @@ SCRIPTS = {
     "benchmarks/train_speed.py": ([], None),
     "benchmarks/bench_vs_torch.py": ([], None),
     "benchmarks/bench_iwae.py": ([], None),
+    "benchmarks/readable_vs_copy.py": ([], None),
 }
 
 

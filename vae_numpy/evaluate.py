@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from . import gaussian
 from .files.checks import check_number
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
-from .iwae import sample_blocks
+from .iwae import blocks
 from .likelihoods import get_likelihood
 from .model import check_batch, decoder_forward, encode, loss_terms, params_dtype
 
@@ -98,19 +98,20 @@ def _log_weights(params, x, mu, logvar, eps, cfg):
     ``log N(z; mu, diag(exp(logvar)))`` at ``z = mu + std * eps`` because ``(z - mu) / std = eps``
     (exact, and free of the cancellation in ``z - mu`` when std is small).
 
-    The decoder and the likelihood run on blocks of whole samples
-    (:func:`vae_numpy.iwae.sample_blocks`, about 0.5 MB of outputs each), so their arrays stay
-    in the cache; each row is computed on its own, so the blocks do not change the numbers.
-    Inputs are not checked (the callers did).
+    The decoder and the likelihood run on blocks of (samples, examples) whose outputs fit in
+    the cache (:func:`vae_numpy.iwae.blocks`, about 0.6 MB each); each row is computed on its
+    own, so the blocks do not change the numbers. Inputs are not checked (the callers did).
     """
     S, B, J = eps.shape
+    D = cfg.input_dim
     likelihood = get_likelihood(cfg.likelihood)
     z = mu + std_from_logvar(logvar) * eps  # (S, B, J)
     log_px_z = np.empty((S, B), eps.dtype)  # (S, B)
-    for ks in sample_blocks(S, B * cfg.input_dim * eps.dtype.itemsize):
-        outs, _ = decoder_forward(params, z[ks].reshape(-1, J), cfg)  # each (s*B, D)
-        outs = tuple(out.reshape(-1, B, cfg.input_dim) for out in outs)  # each (s, B, D)
-        log_px_z[ks] = -likelihood.nll(x, outs, cfg.sigma)
+    for ks, bs in blocks(S, B, D * eps.dtype.itemsize):
+        z_block = z[ks, bs]  # (s, b, J)
+        outs, _ = decoder_forward(params, z_block.reshape(-1, J), cfg)  # each (s*b, D)
+        outs = tuple(out.reshape(z_block.shape[:2] + (D,)) for out in outs)  # each (s, b, D)
+        log_px_z[ks, bs] = -likelihood.nll(x[bs], outs, cfg.sigma)
     log_q = log_standard_normal(eps) - 0.5 * np.sum(logvar, axis=-1)  # (S, B)
     return log_px_z + log_standard_normal(z) - log_q
 

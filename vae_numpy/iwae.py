@@ -19,8 +19,8 @@ uses the analytic KL instead; the two agree in expectation, not sample by sample
 The noise has the sample axis first, eps (K, B, J), as in
 :func:`vae_numpy.evaluate.log_importance_weights`, which computes the same ``log w`` without a
 gradient. The decoder runs once on the (K*B, J) stack of every z, not K times; the
-likelihood's elementwise passes run on blocks of whole samples that fit in the cache
-(:func:`sample_blocks`), which changes no number (each row is computed on its own).
+likelihood's elementwise passes run on blocks of it that fit in the cache (:func:`blocks`),
+which changes no number (each row is computed on its own).
 
 Three estimators of the encoder's gradient (``estimator="iwae" | "stl" | "dreg"``, derived in
 :func:`iwae_loss_and_grads`): the exact gradient of L_K, sticking the landing (Roeder, Wu &
@@ -44,45 +44,6 @@ from .gaussian import (kl_standard_normal, log_standard_normal, reparameterize_b
 from .likelihoods import get_likelihood
 from .model import (check_batch, decoder_backward, decoder_forward, encoder_backward,
                     encoder_forward, params_dtype, reduce_batch, reduction_weights)
-
-
-# Bytes of one block of samples' (s, B, D) decoder outputs: the likelihood's elementwise passes
-# (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
-# of streaming the whole (K, B, D) stack through memory once per pass, and its temporaries are
-# small enough to be reused from one block to the next instead of mapped fresh.
-BLOCK_BYTES = 2**19
-
-
-def sample_blocks(n_samples, sample_bytes):
-    r"""Slices of a sample axis of length n_samples: whole samples, about BLOCK_BYTES each
-    (at least one sample) when one sample's (B, D) array takes ``sample_bytes``.
-
-    Per-example results do not depend on the blocks: each row is computed on its own.
-    """
-    step = max(1, BLOCK_BYTES // max(sample_bytes, 1))
-    return [slice(k, min(k + step, n_samples)) for k in range(0, n_samples, step)]
-
-
-def block(outs, ks):
-    r"""The samples ``ks`` of each decoder output: a tuple of (s, B, D) views."""
-    return tuple(out[ks] for out in outs)
-
-
-def nll_in_blocks(likelihood, x, outs, sigma):
-    r"""``rec_kb = -log p(x_b | z_kb)`` (K, B) for decoder outputs each (K, B, D), x (B, D),
-    the likelihood's ``nll`` run on blocks of samples (:func:`sample_blocks`)."""
-    blocks = sample_blocks(len(outs[0]), outs[0][0].nbytes)
-    return np.concatenate([likelihood.nll(x, block(outs, ks), sigma) for ks in blocks])
-
-
-def nll_backward_in_blocks(likelihood, dnll, x, outs, sigma):
-    r"""d (sum_kb dnll_kb * rec_kb) / d outs: a tuple of (K, B, D) arrays, one per decoder
-    output, the likelihood's ``nll_backward`` run on blocks of samples."""
-    douts = tuple(np.empty_like(out) for out in outs)
-    for ks in sample_blocks(len(outs[0]), outs[0][0].nbytes):
-        for dout, d in zip(douts, likelihood.nll_backward(dnll[ks], x, block(outs, ks), sigma)):
-            dout[ks] = d
-    return douts
 
 
 def log_mean_exp_and_softmax(log_w):
@@ -286,6 +247,63 @@ def iwae_loss_and_grads(params, x, eps, cfg, reduction="mean", estimator="iwae")
     check_estimator(estimator)
     x, eps = check_iwae_inputs(params, x, eps, cfg)
     return _iwae_step(params, x, eps, cfg, reduction, estimator)
+
+
+# --- the likelihood on cache-sized blocks of the (K, B, D) stack ------------------------------
+
+# Bytes of one block of the (K, B, D) decoder outputs: the likelihood's elementwise passes
+# (softplus, the sigmoid, the products) run on a block while it is in a 2 MB L2 cache, instead
+# of streaming the whole (K, B, D) stack through memory once per pass. 640 kB holds two
+# samples of a 100-image batch of 784 float32 pixels. Measured on the IW log-likelihood of 100
+# images at K = 1000 (784-200-200-50, float32, benchmarks/readable_vs_copy.py): 256 kB blocks
+# were 18% slower than 512 kB (Python's overhead per block), 640 kB as fast or a few percent
+# faster, 1 MB up to 47% slower (temporaries that large were mapped fresh from the system on
+# every block unless the C library's allocator had grown its thresholds).
+BLOCK_BYTES = 640 * 1024
+
+
+def blocks(n_samples, batch, row_bytes):
+    r"""Blocks of a (K, B, D) stack of rows of ``row_bytes`` bytes each: a list of
+    (samples, examples) slice pairs of about BLOCK_BYTES (at least one row).
+
+    Whole samples while a sample's B rows fit (several per block), else one sample split
+    over the examples. Per-example results do not depend on the blocks: each row is
+    computed on its own.
+    """
+    rows = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    if rows >= batch:
+        step = rows // batch
+        return [(slice(k, min(k + step, n_samples)), slice(0, batch))
+                for k in range(0, n_samples, step)]
+    return [(slice(k, k + 1), slice(b, min(b + rows, batch)))
+            for k in range(n_samples) for b in range(0, batch, rows)]
+
+
+def block(outs, ks, bs):
+    r"""The samples ``ks`` and examples ``bs`` of each decoder output: (s, b, D) views."""
+    return tuple(out[ks, bs] for out in outs)
+
+
+def nll_in_blocks(likelihood, x, outs, sigma):
+    r"""``rec_kb = -log p(x_b | z_kb)`` (K, B) for decoder outputs each (K, B, D), x (B, D),
+    the likelihood's ``nll`` run on cache-sized :func:`blocks`."""
+    K, B, D = outs[0].shape
+    rec = np.empty((K, B), outs[0].dtype)
+    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
+        rec[ks, bs] = likelihood.nll(x[bs], block(outs, ks, bs), sigma)
+    return rec
+
+
+def nll_backward_in_blocks(likelihood, dnll, x, outs, sigma):
+    r"""d (sum_kb dnll_kb * rec_kb) / d outs: a tuple of (K, B, D) arrays, one per decoder
+    output, the likelihood's ``nll_backward`` run on cache-sized :func:`blocks`."""
+    K, B, D = outs[0].shape
+    douts = tuple(np.empty_like(out) for out in outs)
+    for ks, bs in blocks(K, B, outs[0][0, 0].nbytes):
+        grads = likelihood.nll_backward(dnll[ks, bs], x[bs], block(outs, ks, bs), sigma)
+        for dout, d in zip(douts, grads):
+            dout[ks, bs] = d
+    return douts
 
 
 def check_iwae_inputs(params, x, eps, cfg):
