@@ -1,6 +1,6 @@
 r"""Cost of the readable functions against the faster copies that trained and evaluated before.
 
-    OPENBLAS_NUM_THREADS=1 VAE_NUMPY_NUM_THREADS=1 python benchmarks/readable_vs_copy.py
+    OPENBLAS_NUM_THREADS=1 python benchmarks/readable_vs_copy.py
     python benchmarks/readable_vs_copy.py --rows iwae_step,log_weights --repeats 9
     python benchmarks/readable_vs_copy.py --quick          # a few seconds, a smoke run
 
@@ -14,7 +14,7 @@ Timing is paired, for a machine other jobs share: after a warm-up, each repeat t
 readable, copy, ...), with ``time.perf_counter``; the table gives the median seconds per call
 over ``--repeats`` repeats and the median of the per-repeat ratios readable / copy. The load
 average (``os.getloadavg``) at the start and the end is printed beside the table: the numbers
-mean little on a loaded machine. Set ``OPENBLAS_NUM_THREADS=1`` and ``VAE_NUMPY_NUM_THREADS=1``
+mean little on a loaded machine. Set ``OPENBLAS_NUM_THREADS=1``
 before Python starts (OpenBLAS reads its thread count once).
 
 Adding a row: a function ``(dtype) -> {"readable": closure, "copy": closure or None}``
@@ -342,8 +342,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         raise SystemExit(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
-    env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS",
-                                                   "VAE_NUMPY_NUM_THREADS")}
+    env = {"OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset")}
     load_before = os.getloadavg()
     results = run(names, args.dtype, args.repeats, args.calls, keep=not args.drop_results)
     load_after = os.getloadavg()

@@ -22,18 +22,26 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import VAEConfig, init_params, reconstruct, sample
-from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser
-from vae_numpy.commands.preflight import NO_MATPLOTLIB, check_out_dir, have_matplotlib
-from vae_numpy.commands.run import run_command
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.evaluate import evaluate_model
-from vae_numpy.figures.diagnostic_plots import plot_rate_distortion, plot_setting_rows
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.optim import Adam
-from vae_numpy.train import init_output_bias, train
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
+from vae_numpy import VAEConfig, init_params, reconstruct, sample  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import (plot_rate_distortion,  # noqa: E402
+                                               plot_setting_rows)
+from vae_numpy.evaluate import evaluate_model  # noqa: E402
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.train import init_output_bias, train  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 BETAS = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -45,6 +53,12 @@ DTYPE = "float32"
 K_IW = 100                   # importance samples for the IW estimate of -log p(x)
 N_SHOW = 10                  # images per row in the figure
 QUICK = dict(N_TRAIN=1500, N_TEST=200, LATENT_DIM=8, HIDDEN=(64,), EPOCHS=3, K_IW=10)
+# --quick trains too little for the images to show the trade-off; its figures say so
+SMOKE = "smoke run (--quick: {EPOCHS} epochs on {N_TRAIN} images): "
+SMOKE_TITLES = {"rate_distortion": SMOKE + "the trade-off's direction only;\nthe full run "
+                                           "(without --quick) is in docs/evaluation.md",
+                "settings": SMOKE + "too short for the settings' images to differ;\nrun "
+                                    "without --quick to see them"}
 
 PROG = "beta_tradeoff.py"   # the demo's name in its error lines
 
@@ -54,6 +68,7 @@ def build_parser():
     parser.add_argument("--out-dir", default="runs/beta_tradeoff")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser
 
 
@@ -114,6 +129,7 @@ def run(args):
     if args.quick:
         hp.update(QUICK)
     os.makedirs(args.out_dir, exist_ok=True)
+    log(describe(thread_choice()))
     data = load_dataset("synthetic", dtype=np.dtype(DTYPE), n_train=hp["N_TRAIN"],
                         n_test=hp["N_TEST"], seed=args.seed)
     x_test = binarize_test_set(data.x_test)
@@ -127,15 +143,18 @@ def run(args):
         figure_rows.append((label, reconstruct(params, x_test[:N_SHOW], cfg),
                             sample(params, N_SHOW, cfg, np.random.default_rng(args.seed))))
     print_table(rows)
+    titles = {k: t.format(**hp) if args.quick else None for k, t in SMOKE_TITLES.items()}
     with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
-        json.dump({"hyperparameters": {k: list(v) if isinstance(v, tuple) else v
+        json.dump({"threads": thread_choice(),
+                   "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)
     if figures:
         plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
                              [r["rec"] for r in rows],
-                             os.path.join(args.out_dir, "rate_distortion.png"))
+                             os.path.join(args.out_dir, "rate_distortion.png"),
+                             title=titles["rate_distortion"])
         plot_setting_rows(figure_rows, data.image_shape,
-                          os.path.join(args.out_dir, "settings.png"))
+                          os.path.join(args.out_dir, "settings.png"), title=titles["settings"])
     return rows
 
 

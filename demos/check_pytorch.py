@@ -24,17 +24,24 @@ import argparse
 import os
 import sys
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import VAEConfig
-from vae_numpy.__main__ import EXIT_CODES, fixture_bytes
-from vae_numpy.commands.flags import NONNEGATIVE_INT, POSITIVE_INT, CommandParser, parse_with_quick
-from vae_numpy.commands.preflight import check_memory, check_out_dir
-from vae_numpy.commands.run import EXIT_USAGE, run_command
-from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report
-from vae_numpy.crosscheck.interop import load_torch, torch_grads
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from vae_numpy import VAEConfig  # noqa: E402
+from vae_numpy.__main__ import EXIT_CODES, fixture_bytes  # noqa: E402
+from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT,  # noqa: E402
+                                      CommandParser, parse_with_quick)
+from vae_numpy.commands.preflight import check_memory, check_out_dir  # noqa: E402
+from vae_numpy.commands.run import EXIT_USAGE, run_command  # noqa: E402
+from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report  # noqa: E402
+from vae_numpy.crosscheck.interop import load_torch, torch_grads  # noqa: E402
 
 # --- hyperparameters (defaults of the flags) -------------------------------------------------
 INPUT_DIM = 784      # 28 x 28 images, as pytorch/examples/vae
@@ -147,7 +154,7 @@ def build_parser():
 
 
 def parse_args(argv):
-    parser = build_parser()
+    parser = add_threads_flag(build_parser())
     args = parse_with_quick(parser, argv, QUICK)
     return args
 
@@ -167,6 +174,7 @@ def run(args):
                  f"({args.input_dim}-{args.hidden}-{args.latent}, batch {args.batch})",
                  "lower --input-dim, --hidden, --latent or --batch")
 
+    print(describe(thread_choice()), file=sys.stderr)
     print(f"1. vae_numpy fixture: {args.input_dim}-{args.hidden}-{args.latent}, batch "
           f"{args.batch}, reduction {args.reduction!r}, seed {args.seed}", file=sys.stderr)
     fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction)

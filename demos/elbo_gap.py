@@ -15,14 +15,21 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import linear_gaussian as lg
-from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser
-from vae_numpy.commands.preflight import NO_MATPLOTLIB, check_out_dir, have_matplotlib
-from vae_numpy.commands.run import run_command
-from vae_numpy.figures.diagnostic_plots import plot_bound_gaps
-from vae_numpy.files.atomic import atomic_write
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
+from vae_numpy import linear_gaussian as lg  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import plot_bound_gaps  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 INPUT_DIM, LATENT_DIM, SIGMA = 12, 4, 0.5
@@ -44,6 +51,7 @@ def build_parser():
     parser.add_argument("--out-dir", default="runs/elbo_gap")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser
 
 
@@ -90,11 +98,13 @@ def run(args):
     rng = np.random.default_rng(args.seed)
     W, b, params = build_model(rng)
     x = lg.sample_data(hp["N_EXAMPLES"], W, b, SIGMA, rng)
+    print(describe(thread_choice()), file=sys.stderr)
     print(f"linear-Gaussian VAE, D = {INPUT_DIM}, J = {LATENT_DIM}, sigma = {SIGMA}, "
           f"{len(x)} examples", file=sys.stderr)
     bounds = lg.compare_bounds(params, x, W, b, SIGMA, hp["KS"], rng, hp["N_ELBO_SAMPLES"])
     summary = lg.summarize_bounds(bounds)
     print_table(summary)
+    summary["threads"] = thread_choice()
     with atomic_write(os.path.join(args.out_dir, "elbo_gap.json"), "w") as f:
         json.dump(summary, f, indent=1)
     if figures:

@@ -13,15 +13,23 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser
-from vae_numpy.commands.preflight import NO_MATPLOTLIB, check_out_dir, have_matplotlib
-from vae_numpy.commands.run import run_command
-from vae_numpy.estimators import kl_monte_carlo, running_mean_and_stderr, variance_as_std_sample
-from vae_numpy.figures.diagnostic_plots import plot_kl_convergence
-from vae_numpy.files.atomic import atomic_write
-from vae_numpy.gaussian import kl_standard_normal, reparameterize_forward
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import plot_kl_convergence  # noqa: E402
+from vae_numpy.estimators import (kl_monte_carlo, running_mean_and_stderr,  # noqa: E402
+                                  variance_as_std_sample)
+from vae_numpy.gaussian import kl_standard_normal, reparameterize_forward  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 LATENT_DIM = 20
@@ -39,6 +47,7 @@ def build_parser():
     parser.add_argument("--out-dir", default="runs/kl_monte_carlo")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser
 
 
@@ -61,6 +70,7 @@ def run(args):
     if args.quick:
         hp.update(QUICK)
     os.makedirs(args.out_dir, exist_ok=True)
+    print(describe(thread_choice()), file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     mu = MU_SCALE * rng.standard_normal((1, LATENT_DIM))  # (1, J)
     logvar = rng.uniform(*LOGVAR_RANGE, (1, LATENT_DIM))
@@ -82,7 +92,7 @@ def run(args):
     for i, n in enumerate(counts):
         print(f"{n:>8} {m_right[i]:>10.4f} +-{se_right[i]:<6.4f} "
               f"{m_bug[i]:>10.4f} +-{se_bug[i]:<6.4f}")
-    result = {"exact": exact, "counts": counts.tolist(),
+    result = {"threads": thread_choice(), "exact": exact, "counts": counts.tolist(),
               "correct": [m_right.tolist(), se_right.tolist()],
               "variance_as_std": [m_bug.tolist(), se_bug.tolist()]}
     with atomic_write(os.path.join(args.out_dir, "kl_monte_carlo.json"), "w") as f:

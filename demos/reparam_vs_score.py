@@ -19,15 +19,23 @@ import json
 import os
 import sys
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-from vae_numpy import linear_gaussian as lg
-from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser
-from vae_numpy.commands.preflight import NO_MATPLOTLIB, check_out_dir, have_matplotlib
-from vae_numpy.commands.run import run_command
-from vae_numpy.estimators import gradient_variance_study, reconstruction_integrand
-from vae_numpy.figures.diagnostic_plots import ESTIMATOR_LABELS, plot_gradient_variance
-from vae_numpy.files.atomic import atomic_write
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
+from vae_numpy import linear_gaussian as lg  # noqa: E402
+from vae_numpy.files.atomic import atomic_write  # noqa: E402
+from vae_numpy.figures.diagnostic_plots import (ESTIMATOR_LABELS,  # noqa: E402
+                                               plot_gradient_variance)
+from vae_numpy.estimators import gradient_variance_study, reconstruction_integrand  # noqa: E402
 
 # --- hyperparameters ----------------------------------------------------------------------------
 INPUT_DIM, LATENT_DIM, SIGMA = 20, 4, 0.5
@@ -44,6 +52,7 @@ def build_parser():
     parser.add_argument("--out-dir", default="runs/reparam_vs_score")
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    add_threads_flag(parser)
     return parser
 
 
@@ -97,6 +106,7 @@ def run(args):
     if args.quick:
         hp.update(QUICK)
     os.makedirs(args.out_dir, exist_ok=True)
+    print(describe(thread_choice()), file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     W, b, x, params, mu, logvar = build_problem(rng)
     f, df = reconstruction_integrand(params, x, lg.linear_gaussian_config(INPUT_DIM, LATENT_DIM,
@@ -106,7 +116,8 @@ def run(args):
     exact_mu, exact_logvar = (g[0] for g in lg.expected_log_likelihood_grad(x, mu, logvar, W, b,
                                                                               SIGMA))
     print_table(study, exact_mu, exact_logvar)
-    result = {"exact_mu": exact_mu.tolist(), "exact_logvar": exact_logvar.tolist(),
+    result = {"threads": thread_choice(), "exact_mu": exact_mu.tolist(),
+              "exact_logvar": exact_logvar.tolist(),
               "sample_counts": list(study["sample_counts"]), "baseline": study["baseline"]}
     for name in ESTIMATOR_LABELS:
         result[name] = {k: np.asarray(v).tolist() for k, v in study[name].items()}

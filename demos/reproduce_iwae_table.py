@@ -52,25 +52,35 @@ import shutil
 import sys
 import time
 
-import numpy as np
+from vae_numpy.commands.threads import (add_threads_flag, describe,  # imports no numpy
+                                        set_thread_default, thread_choice)
 
-import vae_numpy
-from vae_numpy import VAEConfig, init_params, sample
-from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, CommandParser,
-                                     command_text, given_flags, parse_with_quick)
-from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_out_dir,
+if __name__ == "__main__":  # as a script: the thread default, before numpy is imported
+    set_thread_default(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+import vae_numpy  # noqa: E402
+from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
+from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT,  # noqa: E402
+                                      POSITIVE_REAL, CommandParser, command_text,
+                                      given_flags, parse_with_quick)
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB,  # noqa: E402
+                                          check_checkpoint_command, check_out_dir,
                                           claim_out_dir, claim_results, have_matplotlib)
-from vae_numpy.commands.record import code_version, machine
-from vae_numpy.commands.run import CommandError, run_command
-from vae_numpy.data import binarize_test_set, load_dataset
-from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr
-from vae_numpy.files.atomic import atomic_write, remove_stale_temp_files
-from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint
-from vae_numpy.files.errors import NonFiniteError
-from vae_numpy.files.publish import keep_copies, table_span, with_row, with_table
-from vae_numpy.optim import Adam
-from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule
-from vae_numpy.train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
+from vae_numpy.commands.record import code_version, machine  # noqa: E402
+from vae_numpy.commands.run import CommandError, run_command  # noqa: E402
+from vae_numpy.data import MNIST_SOURCES, binarize_test_set, load_dataset  # noqa: E402
+from vae_numpy.evaluate import active_units, iw_log_likelihood, mean_and_stderr  # noqa: E402
+from vae_numpy.files.atomic import atomic_write, remove_stale_temp_files  # noqa: E402
+from vae_numpy.files.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vae_numpy.files.errors import NonFiniteError  # noqa: E402
+from vae_numpy.files.publish import (keep_copies, read_record, read_text,  # noqa: E402
+                                     table_span, with_row, with_table)
+from vae_numpy.optim import Adam  # noqa: E402
+from vae_numpy.schedule import BURDA_EPOCHS, Budget, burda_schedule  # noqa: E402
+from vae_numpy.train import (ESTIMATORS, STEPS, TrainState, format_record,  # noqa: E402
+                             init_output_bias, train)
 
 # --- the paper's table (Burda et al. 2016, arXiv v4, Table 1, MNIST, one stochastic layer) -------
 # row: (objective, k, test -log p(x) with IW_5000 in nats, active units). The paper reports the
@@ -98,13 +108,16 @@ SEED = 0
 RECIPES = {"paper": dict(batch_size=20, epochs=BURDA_EPOCHS, lr_scale=1.0),
            "budget": dict(batch_size=100, budget_minutes=60.0, lr_scale=3.0)}
 QUICK = dict(n_train=500, n_held_out=50, n_test=100, eval_k=50, budget_steps=30)
+MNIST_NEEDED = (f"--data is required: the paper's table is on MNIST. {MNIST_SOURCES} "
+                "(--data data/mnist.npz). --quick runs on the built-in synthetic digits "
+                "without it.")
 N_SAMPLES = 100
 DOCS_TABLE = os.path.join("docs", "reproduction.md")
 DOCS_RESULTS = os.path.join("docs", "results", "burda2016")   # one published row per directory
 TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
 # Flags that steer this invocation; with --resume everything else comes from the checkpoint.
 RUN_FLAGS = ("out_dir", "resume", "eval_only", "publish", "docs_page", "data", "overwrite",
-             "quick", "step", "rebuild_docs")
+             "quick", "step", "rebuild_docs", "threads")
 BUDGET_FLAGS = ("budget_minutes", "epochs", "budget_steps")
 PROG, SCRIPT = "reproduce_iwae_table.py", "demos/reproduce_iwae_table.py"
 PREFIX = ("python", SCRIPT)   # the command in messages that say what to type next
@@ -118,7 +131,7 @@ def build_parser():
     p = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0],
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=None, help="MNIST (.npz, IDX directory, ...); 'synthetic' "
-                   "only for a smoke test")
+                   "only for a smoke test (the default with --quick)")
     p.add_argument("--row", choices=sorted(PAPER), default="vae")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="budget")
     p.add_argument("--rates", choices=["paper", "code"], default="paper",
@@ -163,7 +176,9 @@ def build_parser():
     p.add_argument("--rebuild-docs", action="store_true",
                    help=f"no training: rebuild --docs-page's table and each row's "
                         f"reproduction.md from the metrics.json files under {DOCS_RESULTS}")
-    p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK} unless given")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run on synthetic digits: {QUICK} unless given")
+    add_threads_flag(p)
     return p
 
 
@@ -173,6 +188,8 @@ def parse_args(argv):
     if args.quick and given & set(BUDGET_FLAGS):   # a budget given explicitly replaces --quick's
         for name in set(BUDGET_FLAGS) - given:
             setattr(args, name, None)
+    if args.quick and args.data is None and not (args.resume or args.eval_only):
+        args.data = "synthetic"  # as the main demo's --quick; a resumed run keeps its data
     if args.lr_scale is None:
         args.lr_scale = RECIPES[args.recipe]["lr_scale"]
     return args
@@ -203,6 +220,7 @@ def log(msg):
 
 def load_splits(args, dtype):
     r"""Training images, the binarized held-out and test images."""
+    log(describe(thread_choice()))
     log(f"loading {args.data} ...")
     data = load_dataset(args.data, dtype=np.dtype(dtype))
     n_train, n_held = args.n_train, args.n_held_out
@@ -388,26 +406,10 @@ def write_figures(out_dir, params, cfg, history, image_shape):
 
 # --- publishing ----------------------------------------------------------------------------------
 
-def read_text(path):
-    if not os.path.exists(path):
-        return ""
-    with open(path) as f:
-        return f.read()
-
-
 def row_metrics(target):
     r"""The metrics.json of the row published in ``target``, or None if there is none."""
-    path = os.path.join(target, "metrics.json")
-    if not os.path.exists(path):
-        return None
-    try:
-        metrics = json.loads(read_text(path))
-        row_markdown(metrics["row"], metrics)
-    except (ValueError, KeyError, TypeError, IndexError) as err:
-        raise CommandError(f"--publish {target}: its metrics.json is not the record of a "
-                           f"published row ({type(err).__name__}: {err}); publish into another "
-                           "directory") from None
-    return metrics
+    return read_record(os.path.join(target, "metrics.json"),
+                       lambda metrics: row_markdown(metrics["row"], metrics))
 
 
 def check_publish(args):
@@ -529,7 +531,7 @@ def check_args(args, given, argv):
                           prefix=PREFIX, argv=argv, log=log)
         return ckpt
     if args.data is None:
-        raise CommandError("--data is required (MNIST: a .npz, or the IDX directory)")
+        raise CommandError(MNIST_NEEDED)
     budget_of(args)
     check_estimator(args)
     check_publish(args)

@@ -43,12 +43,3 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     """A fixed-seed generator, fresh for each test."""
     return np.random.default_rng(12345)
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    """1 or 2 threads for the elementwise work of the IW evaluation (vae_numpy.fast_iw)."""
-    from vae_numpy.threads import set_num_threads
-    set_num_threads(request.param)
-    yield request.param
-    set_num_threads(None)

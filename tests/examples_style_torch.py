@@ -16,13 +16,19 @@ probabilities plus the KL summed over everything. Sizes are arguments (the origi
     "std"         std = exp(logvar) in reparameterize                   (variance as std)
     "no_noise"    reparameterize returns mu                             (eval mode)
     "log_sigma"   not a bug: the second head is log sigma (std = exp(s), KL in terms of s)
+    "kl_no_half"  KLD = -torch.sum(1 + logvar - mu**2 - exp(logvar))   (the 0.5 dropped)
+    "kl_mu"       KLD = -0.5 * sum(1 + logvar - mu - exp(logvar))       (mu not squared)
+    "detach_logvar"  std = exp(0.5 * logvar.detach()) in reparameterize (logvar gets no
+                  gradient through z; every forward value is right)
+    "fresh_noise" eps = torch.randn(std.shape) in reparameterize: a draw of its own, which
+                  the recipe's noise patch (torch.randn_like) does not reach
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 BUGS = (None, "kl_sign", "bce_mean", "kl_mean", "kl_mean_j", "rec_mean_d", "std", "no_noise",
-        "log_sigma")
+        "log_sigma", "kl_no_half", "kl_mu", "detach_logvar", "fresh_noise")
 
 
 class VAE(nn.Module):
@@ -46,9 +52,14 @@ class VAE(nn.Module):
             return mu
         if self.bug in ("std", "log_sigma"):
             std = torch.exp(logvar)  # "std": the bug; "log_sigma": the head is log sigma
+        elif self.bug == "detach_logvar":
+            std = torch.exp(0.5 * logvar.detach())
         else:
             std = torch.exp(0.5 * logvar)
-        eps = torch.randn_like(std)
+        if self.bug == "fresh_noise":
+            eps = torch.randn(std.shape, dtype=std.dtype)
+        else:
+            eps = torch.randn_like(std)
         return mu + eps * std
 
     def decode(self, z):
@@ -73,6 +84,8 @@ def loss_terms(recon_x, x, mu, logvar, bug=None):
         bce = F.binary_cross_entropy(recon_x, x, reduction="none").sum(dim=1)  # (B,)
     if bug == "log_sigma":  # logvar holds log sigma here: sigma**2 = exp(2 s)
         inner = 1 + 2 * logvar - mu.pow(2) - torch.exp(2 * logvar)
+    elif bug == "kl_mu":
+        inner = 1 + logvar - mu - logvar.exp()
     else:
         inner = 1 + logvar - mu.pow(2) - logvar.exp()  # (B, J)
     if bug == "kl_mean":
@@ -81,6 +94,8 @@ def loss_terms(recon_x, x, mu, logvar, bug=None):
         kld = -0.5 * torch.mean(inner, dim=1)  # (B,)
     elif bug == "kl_sign":
         kld = 0.5 * torch.sum(inner, dim=1)  # (B,)
+    elif bug == "kl_no_half":
+        kld = -torch.sum(inner, dim=1)  # (B,)
     else:
         kld = -0.5 * torch.sum(inner, dim=1)  # (B,)
     return bce, kld

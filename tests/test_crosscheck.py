@@ -410,7 +410,7 @@ PLANTED = {"std": ("z", {"z", "rec"}), "kl_sign": ("kl", {"kl"}), "bce_mean": ("
 @pytest.mark.torch
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_report_catches_planted_bugs_and_names_the_tensor(reduction):
-    pytest.importorskip("torch", reason="planted-bug tests need torch (pip install torch==2.13.0)")
+    pytest.importorskip("torch", reason="planted-bug tests need torch (pip install -e '.[torch]')")
     from torch_vae import run_on_fixture
     cfg = VAEConfig(input_dim=12, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,))
     fixture = make_fixture(cfg, batch=4, seed=0, reduction=reduction)
@@ -555,3 +555,47 @@ def test_a_float32_loss_is_matched_at_the_float32_fit_tolerance():
 def test_old_tolerance_names_are_aliases():
     assert crosscheck.TOLERANCE_FLOAT64 == COMPARE_TOLERANCE_FLOAT64 == 1e-10
     assert crosscheck.TOLERANCE_FLOAT32 == COMPARE_TOLERANCE_FLOAT32 == 1e-4
+
+
+# --- the KL's form and the noise: mistakes named from the candidate's own formulas ------------
+
+KL_FORMULA = "KL = 0.5 * sum_j (mu_j**2 + exp(logvar_j) - 1 - logvar_j)"
+# each wrong KL as a user would write it, per example (B,), from the fixture's mu and logvar
+WRONG_KLS = {
+    "the KL lacks its factor 0.5":
+        lambda mu, lv: np.sum(mu**2 + np.exp(lv) - 1 - lv, axis=1),
+    "mu is not squared in the KL":
+        lambda mu, lv: -0.5 * np.sum(1 + lv - mu - np.exp(lv), axis=1)}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("cause", sorted(WRONG_KLS))
+def test_a_wrong_kl_is_named_with_the_formula_from_the_loss_and_from_kl(reduction, cause):
+    fixture = make_fixture(SMALL, batch=4, seed=0, reduction=reduction)
+    kl = WRONG_KLS[cause](fixture["mu"], fixture["logvar"])
+    per_example = fixture["rec"] + kl
+    loss = per_example.mean() if reduction == "mean" else per_example.sum()
+    for candidate in ({"loss": loss, **grads_only(fixture)},  # the loss alone
+                      {**own_values(fixture), "loss": loss, "kl": kl}):  # and the per-example kl
+        report = compare(fixture, candidate)
+        assert report.status == "FAIL" and len(report.diagnoses) == 1, str(report)
+        assert cause in report.diagnoses[0] and KL_FORMULA in report.diagnoses[0], str(report)
+        assert "equally" not in report.diagnoses[0]
+
+
+def test_a_z_drawn_with_noise_of_its_own_is_named():
+    r"""B*J = 40 entries: an independent draw looks explained by (1, eps, mu / std) with
+    probability 3e-6 (causes.FRESH_MAX_EXPLAINED), so each of 20 draws must be named."""
+    fixture = make_fixture(VAEConfig(input_dim=12, latent_dim=5, encoder_hidden=(8,),
+                                     decoder_hidden=(8,)), batch=8, seed=0)
+    mu, std = fixture["mu"], np.exp(0.5 * fixture["logvar"])
+    cand = own_values(fixture)
+    for seed in range(20):
+        cand["z"] = mu + std * np.random.default_rng(seed).standard_normal(mu.shape)
+        report = compare(fixture, cand)
+        assert report.failing == ["z"] and len(report.diagnoses) == 1, str(report)
+        assert "the model draws its own noise" in report.diagnoses[0]
+        assert "z = mu + exp(0.5 * logvar) * eps needs the fixture's eps" in report.diagnoses[0]
+    for wrong in (2 * fixture["z"], fixture["z"] + mu, mu + std * (fixture["eps"] + 0.5)):
+        cand["z"] = wrong  # made from the fixture's own draw: the general sentence
+        assert "the sampler is wrong, not the encoder" in compare(fixture, cand).diagnoses[0]

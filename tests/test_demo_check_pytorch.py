@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch",
-                    reason="demos/check_pytorch.py needs torch (pip install torch==2.13.0)")
+                    reason="demos/check_pytorch.py needs torch (pip install -e '.[torch]')")
 pytestmark = pytest.mark.torch
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "check_pytorch.py"

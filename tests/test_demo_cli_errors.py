@@ -59,6 +59,7 @@ def test_the_command_line_prints_one_line_and_exits_1(tmp_path, command):
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("vae-numpy train: error: ")
     assert str(missing) in lines[-1] and "no such file" in lines[-1]
+    assert "tf-keras-datasets/mnist.npz" in lines[-1] and "as --data" in lines[-1]  # where to get it
 
 
 def test_a_corrupt_data_file_is_one_line_naming_it(train_demo, tmp_path):

@@ -40,6 +40,20 @@ def test_a_quick_row_trains_evaluates_and_reports(demo, tmp_path, capsys):
     assert (tmp_path / "reproduction.md").exists() and (tmp_path / "metrics.json").exists()
 
 
+def test_quick_defaults_to_synthetic_data_as_the_main_demo_does(demo, tmp_path):
+    metrics = demo.main(["--quick", "--out-dir", str(tmp_path)])
+    assert metrics["args"]["data"] == "synthetic"
+
+
+def test_without_data_the_error_says_how_to_get_mnist_and_where_it_goes(demo, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--out-dir", str(tmp_path)])
+    message = str(info.value.code)
+    assert message.startswith("reproduce_iwae_table.py: error: --data is required")
+    assert "tf-keras-datasets/mnist.npz" in message and "train-images-idx3-ubyte" in message
+    assert "--data data/mnist.npz" in message and "--quick" in message
+
+
 @pytest.mark.parametrize("row", ["vae", "iwae5"])
 def test_an_interrupted_run_resumes_to_the_same_model(demo, tmp_path, monkeypatch, row):
     whole = demo.main(SMALL + ["--row", row, "--out-dir", str(tmp_path / "whole")])

@@ -71,7 +71,20 @@ def test_reparam_vs_score(tmp_path):
 def beta_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("beta")
     demo = load_demo("beta_tradeoff")
+    demo.titles = {}
+    for name in ("plot_rate_distortion", "plot_setting_rows"):  # record the figures' titles
+        def recording(*args, _plot=getattr(demo, name), _name=name, **kwargs):
+            demo.titles[_name] = kwargs.get("title")
+            return _plot(*args, **kwargs)
+        setattr(demo, name, recording)
     return demo, {r["label"]: r for r in demo.main(["--quick", "--out-dir", str(out)])}, out
+
+
+def test_beta_tradeoff_quick_figures_say_they_are_a_smoke_run(beta_run):
+    demo, _, _ = beta_run
+    assert set(demo.titles) == {"plot_rate_distortion", "plot_setting_rows"}
+    for title in demo.titles.values():
+        assert title.startswith("smoke run (--quick: 3 epochs on 1500 images)"), title
 
 
 def test_beta_tradeoff_follows_the_theory(beta_run):
@@ -135,3 +148,13 @@ def test_evaluate_demo_prints_what_bits_per_dim_means(checkpoint, tmp_path, caps
     assert f"({r['bits_per_dim_note']})" in out and f"{r['iw_bits_per_dim']:.4f}" in out
     assert "density" in ev.bits_per_dim_note("gaussian") and "negative" in \
         ev.bits_per_dim_note("continuous_bernoulli")
+
+
+def test_evaluate_header_says_how_the_test_images_are_binarized(checkpoint, tmp_path, capsys):
+    r"""The model trained on dynamically binarized images; the evaluation binarizes the test
+    images once with a fixed seed, and its header and evaluation.json say that."""
+    r = load_demo("evaluate").main([str(checkpoint), "--quick", "--out-dir", str(tmp_path)])
+    header = [line for line in capsys.readouterr().err.splitlines() if line.startswith("data ")]
+    assert len(header) == 1 and "binarized once with a fixed seed" in header[0], header
+    assert "test images, binarize=dynamic" not in header[0]
+    assert r["test_images"].startswith("binarized once") and r["train_binarize"] == "dynamic"

@@ -285,3 +285,37 @@ def test_readme_module_map_reads_math_first_then_the_wings():
     math_order = [listed.index(f"vae_numpy/{m}.py") for m in MATH_MODULES]
     assert math_order == list(range(len(MATH_MODULES))), \
         "the map starts with the math modules, in reading order"
+
+
+# --- docs and code speak of the project only ------------------------------------------------------
+
+# An issue number, a work session, or a path of the machine a file was written on means nothing
+# to a reader (or a user of a shipped metrics.json): each is a defect, wherever it appears.
+PRIVATE = re.compile(r"\bissues? #?\d+|\bsessions?\b|(?<![\w.])/(?:work|tmp|home|root|Users)/",
+                     re.IGNORECASE)
+SPOKEN_TO_READERS = ("README.md", "CHANGELOG.md", "docs/**/*.md", "docs/**/*.json",
+                     "vae_numpy/**/*.py", "demos/**/*.py", "benchmarks/**/*.py")
+
+
+def private_mentions(text):
+    return [m.group(0) for m in PRIVATE.finditer(text)]
+
+
+def test_the_private_mentions_pattern_finds_what_it_must():
+    found = private_mentions('as issue 9 asked, in the last session, "data": "/work/x/mnist.npz", '
+                             "see issue #12 and /tmp/run")
+    assert found == ["issue 9", "session", "/work/", "issue #12", "/tmp/"]
+    assert not private_mentions("they are issued afterwards; runs/mnist_ref; docs/results/")
+
+
+def test_docs_code_and_shipped_results_name_no_issue_session_or_machine_path():
+    files = sorted({p for pattern in SPOKEN_TO_READERS for p in ROOT.glob(pattern)})
+    assert len(files) > 40  # the globs find the files
+    found = {str(p.relative_to(ROOT)): private_mentions(p.read_text(encoding="utf-8"))
+             for p in files}
+    for path in sorted(ROOT.glob("docs/**/checkpoint.npz")):  # their JSON entries too
+        with np.load(path) as z:
+            text = " ".join(str(z[k]) for k in z.files if k.endswith("_json"))
+        found[str(path.relative_to(ROOT))] = private_mentions(text)
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"issue numbers, sessions or machine paths: {found}"

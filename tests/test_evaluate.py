@@ -273,7 +273,7 @@ def test_evaluate_model_report(lin, capsys):
     report = ev.evaluate_model(params, lin["x"], lin["cfg"], k=200, rng=np.random.default_rng(0),
                                want_bits_per_dim=True, progress=True)
     json.dumps(report)  # JSON-ready
-    assert "IW log-likelihood, K = 200: 400/400 examples" in capsys.readouterr().err
+    assert "IW log-likelihood, K = 200: 400 examples in" in capsys.readouterr().err
     assert report["n"] == 400 and report["k"] == 200
     assert report["neg_elbo"] == pytest.approx(report["rec"] + report["kl"], rel=1e-12)
     assert report["kl"] == pytest.approx(sum(report["kl_per_dimension"]), rel=1e-12)
@@ -283,3 +283,14 @@ def test_evaluate_model_report(lin, capsys):
     assert report["iw_nll"] > true_nll - N_SIGMAS * report["iw_nll_se"]
     assert report["active_units"] == J
     assert report["iw_bits_per_dim"] == pytest.approx(report["iw_nll"] / (D * math.log(2)))
+
+
+def test_mutual_information_shows_progress_when_it_takes_long(lin, capsys, monkeypatch):
+    monkeypatch.setattr(ev, "MI_PROGRESS_AFTER", 0.0)  # as if it had run for more than 1 s
+    quiet = ev.mutual_information(exact_params(lin), lin["x"], lin["cfg"], np.random.default_rng(0))
+    assert capsys.readouterr().err == ""
+    shown = ev.mutual_information(exact_params(lin), lin["x"], lin["cfg"], np.random.default_rng(0),
+                                  progress=True)
+    err = capsys.readouterr().err
+    assert shown == quiet and "\r" not in err  # stderr is captured: whole lines
+    assert err.splitlines()[-1].startswith("mutual information: 400 x 400 log-densities in")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the optimizer trajectory tests need torch "
-                                             "(pip install torch==2.13.0)")
+                                             "(pip install -e '.[torch]')")
 from torch_vae import TorchVAE  # noqa: E402
 from vae_numpy.gradcheck import rel_error  # noqa: E402
 from vae_numpy.model import VAEConfig, init_params, loss_and_grads  # noqa: E402

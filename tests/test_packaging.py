@@ -116,3 +116,42 @@ def test_modules_never_import_the_package_root_and_have_no_import_cycle():
 
     for m in sorted(graph):
         visit(m)
+
+
+def test_the_command_line_prints_the_version(capsys):
+    from vae_numpy.__main__ import main
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"vae_numpy {_version.__version__}\n"
+    out = subprocess.run([sys.executable, "-m", "vae_numpy", "--version"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout == f"vae_numpy {_version.__version__}\n"
+
+
+def setup_cfg():
+    import configparser
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return config
+
+
+def test_the_console_script_is_the_module_command():
+    scripts = setup_cfg()["options.entry_points"]["console_scripts"].strip()
+    assert scripts == "vae-numpy = vae_numpy.__main__:main"
+
+
+def test_the_torch_extra_is_a_range_that_the_tested_version_satisfies():
+    specifiers = pytest.importorskip("packaging.specifiers")
+    (requirement,) = setup_cfg()["options.extras_require"]["torch"].split()
+    assert requirement.startswith("torch") and "==" not in requirement, requirement
+    tested = "2.13.0"  # what CI installs, word for word in .ci/run
+    assert f"torch=={tested}" in (ROOT / ".ci" / "run").read_text()
+    assert tested in specifiers.SpecifierSet(requirement[len("torch"):])
+    assert "torch>=2.1" in (ROOT / "README.md").read_text()  # the README says what it asks for
+
+
+def test_the_changelog_has_the_current_version_first():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    first = next(line for line in text.splitlines() if line.startswith("## "))
+    assert first.startswith(f"## {_version.__version__}"), first

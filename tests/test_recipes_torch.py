@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch recipe needs torch "
-                                            "(pip install torch==2.13.0)")
+                                            "(pip install -e '.[torch]')")
 pytestmark = pytest.mark.torch
 
 from examples_style_torch import BUGS, VAE, loss_function, loss_terms  # noqa: E402
@@ -34,8 +34,17 @@ CAUSES = {"kl_sign": "wrong sign", "bce_mean": "mean over all B*D entries",
           "kl_mean_j": "averaged over the J latent dimensions",
           "rec_mean_d": "averaged over the D data dimensions",
           "std": "variance as the standard deviation", "no_noise": "noise eps is not applied",
-          "log_sigma": "second head outputs log sigma"}
-assert set(CAUSES) == set(BUGS) - {None}
+          "log_sigma": "second head outputs log sigma",
+          "kl_no_half": "the KL lacks its factor 0.5", "kl_mu": "mu is not squared in the KL"}
+# bugs the loss does not show (logvar detached: every forward value is right) or shows only as
+# a random change (a noise of its own): named from the encoder heads' gradients, with the formula
+GRADIENT_CAUSES = {
+    "detach_logvar": ("logvar is detached where z is drawn", "d loss/d logvar = d loss/dz * 0.5 "
+                      "* exp(0.5 * logvar) * eps + beta * 0.5 * (exp(logvar) - 1)"),
+    "fresh_noise": ("the model draws its own noise",
+                    "z = mu + exp(0.5 * logvar) * eps needs the fixture's eps")}
+KL_FORMULA = "KL = 0.5 * sum_j (mu_j**2 + exp(logvar_j) - 1 - logvar_j)"
+assert set(CAUSES) | set(GRADIENT_CAUSES) == set(BUGS) - {None}
 
 
 def recipe(name):
@@ -57,7 +66,8 @@ def run_recipe(tmp_path, monkeypatch, bug=None, reduction="sum", edits=()):
     namespace = {"VAE": functools.partial(VAE, INPUT_DIM, HIDDEN, LATENT, bug=bug),
                  "loss_function": functools.partial(loss_function, bug=bug),
                  "print": lambda *args: None}
-    if bug == "no_noise":  # the model never draws noise: the patch says so, and the check goes on
+    torch.manual_seed(0)  # the fresh_noise bug's own draw
+    if bug in ("no_noise", "fresh_noise"):  # randn_like never called: the patch says so
         with pytest.warns(NoiseDrawWarning, match="never called torch.randn_like"):
             exec(compile(code, f"{DOC}#recipe-pytorch", "exec"), namespace)
     else:
@@ -113,6 +123,8 @@ def test_planted_bug_is_named_from_the_loss_alone(tmp_path, monkeypatch, bug, re
     assert len(report.diagnoses) == 1, str(report)
     cause = report.diagnoses[0]
     assert CAUSES[bug] in cause and "equally" not in cause, str(report)
+    if bug in ("kl_no_half", "kl_mu"):  # the cause and the formula the code should compute
+        assert KL_FORMULA in cause, cause
     if reduction == "mean":  # the published loss sums over the batch: that is named too
         assert "'mean'" in cause, cause
     # the recipe's own hand-over (loss, mu, logvar, grads) names it the same way
@@ -127,6 +139,25 @@ def test_planted_bug_is_named_with_per_example_terms(tmp_path, monkeypatch, bug,
     assert report.status == "FAIL", str(report)
     assert any(CAUSES[bug] in d for d in report.diagnoses), str(report)
     assert not any("equally" in d for d in report.diagnoses)
+
+
+@pytest.mark.parametrize("terms", [False, True], ids=["loss and gradients", "with terms"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("bug", sorted(GRADIENT_CAUSES))
+def test_planted_bug_is_named_from_the_encoder_heads_gradients(tmp_path, monkeypatch, bug,
+                                                                reduction, terms):
+    ns = run_recipe(tmp_path, monkeypatch, bug=bug, reduction=reduction)
+    report = compare(ns["fixture"], with_terms(ns, bug) if terms else without_terms(ns))
+    assert report.status == "FAIL" and "grad/enc.logvar.W" in report.failing, str(report)
+    if bug == "detach_logvar":  # every forward value is right (up to the published batch sum)
+        assert not {"mu", "logvar", "rec", "kl"} & set(report.failing), str(report)
+        assert ("loss" in report.failing) == (reduction == "mean"), str(report)
+    named = [d for d in report.diagnoses if GRADIENT_CAUSES[bug][0] in d]
+    assert len(named) == 1 and GRADIENT_CAUSES[bug][1] in named[0], str(report)
+    others = [d for d in report.diagnoses if d not in named]  # only the batch sum, if anything
+    assert all("summed over the batch" in d for d in others), str(report)
+    assert ns["report"].diagnoses == compare(ns["fixture"], {**without_terms(ns), "mu": ns[
+        "mu"], "logvar": ns["logvar"]}).diagnoses  # the recipe's own hand-over: the same
 
 
 def test_the_published_loss_against_a_mean_fixture_is_named_as_the_batch_reduction(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch equivalence tests need torch "
-                                             "(pip install torch==2.13.0)")
+                                             "(pip install -e '.[torch]')")
 from hypothesis import given, strategies as st  # noqa: E402
 
 from torch_vae import TorchVAE, run_on_fixture  # noqa: E402

@@ -223,8 +223,13 @@ def test_output_bias_for_other_likelihoods():
         output_bias_for_mean(mean + 2, VAEConfig(input_dim=5))
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 def test_progress_line_and_summary(digits):
-    stream = io.StringIO()
+    stream = Terminal()  # on a terminal: a status line rewritten in place, then the summary
     rng = np.random.default_rng(0)
     params = init_params(CFG, rng)
     train(params, CFG, digits.x_train, x_test=digits.x_test, optimizer=Adam(), rng=rng,
@@ -233,6 +238,14 @@ def test_progress_line_and_summary(digits):
     assert "\r" in text and "batch 1/4" in text and "batches/s" in text
     summaries = [line for line in text.split("\n") if "held-out rec" in line]
     assert len(summaries) == 2 and "epoch 2/2" in summaries[1] and "-elbo" in summaries[1]
+    log = io.StringIO()  # into a file or a pipe: whole lines, no carriage return
+    train(params, CFG, digits.x_train, x_test=digits.x_test, optimizer=Adam(), rng=rng,
+          epochs=2, batch_size=64, stream=log)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and log.getvalue().endswith("\n")
+    assert [line.split()[:2] for line in lines if "held-out rec" in line] == [
+        ["epoch", "1/2"], ["epoch", "2/2"]]  # no history given: a new run
+    assert len(lines) <= 4  # a status at the start, at most one more in 10 s, two summaries
     quiet = io.StringIO()
     train(params, CFG, digits.x_train, optimizer=Adam(), rng=rng, epochs=1, progress=False,
           stream=quiet)

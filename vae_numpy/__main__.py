@@ -11,23 +11,22 @@ r"""Command line: ``python -m vae_numpy train|evaluate|fixture|compare ...`` (or
 Exit codes of compare: 0 PASS, 1 FAIL, 3 INCOMPLETE (nothing compared disagrees, but the loss
 or a gradient is missing or a key was not recognised), 2 a usage or file error. Output piped
 into a reader that stops early (``| head``) ends the command quietly with its usual code.
+
+Every command runs on one BLAS thread unless given ``--threads N`` or the thread variables
+(vae_numpy.commands.threads), set before numpy is imported: this module imports the numpy side
+of the package inside the functions that need it, after :func:`main` has set them.
 """
 import argparse
 import math
 import os
 import sys
 
-import numpy as np
-
+from ._version import __version__
 from .commands.flags import (NONNEGATIVE_INT, NONNEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
                              CommandParser, widths)
 from .commands.preflight import check_memory, check_out_dir
 from .commands.run import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, CommandError, end_open_line
-from .crosscheck import FAIL, INCOMPLETE, LOGVAR_HEADS, PASS, compare_files, make_fixture, \
-    write_fixture
-from .layers import ACTIVATIONS
-from .likelihoods import LIKELIHOODS
-from .model import DTYPES, REDUCTIONS, VAEConfig, param_shapes
+from .commands.threads import add_threads_flag, set_thread_default
 
 
 # Commands with their own parser (vae_numpy/commands/<name>.py): everything after the name is
@@ -50,8 +49,13 @@ def run_script_command(name, argv):
 
 
 def build_parser():
+    from .crosscheck import LOGVAR_HEADS
+    from .layers import ACTIVATIONS
+    from .likelihoods import LIKELIHOODS
+    from .model import DTYPES, REDUCTIONS
     parser = CommandParser(prog="python -m vae_numpy", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vae_numpy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
         commands.add_parser(name, help=text + f" (see `{parser.prog} {name} --help`)",
@@ -76,6 +80,7 @@ def build_parser():
     fx.add_argument("--batch", type=POSITIVE_INT, default=4, help="B (default 4)")
     fx.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     fx.add_argument("--dtype", choices=DTYPES, default="float64")
+    add_threads_flag(fx)
 
     cmp = commands.add_parser("compare", help="compare a candidate .npz with a fixture")
     cmp.add_argument("fixture", help="fixture .npz from `python -m vae_numpy fixture`")
@@ -90,15 +95,18 @@ def build_parser():
     cmp.add_argument("--require-all", action="store_true",
                      help="no effect since 0.2 (kept for scripts): the loss and every "
                           "gradient are always required, a missing one gives INCOMPLETE")
+    add_threads_flag(cmp)
     return parser
 
 
-EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 3}
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}  # crosscheck's PASS, FAIL, INCOMPLETE
 
 
 def fixture_bytes(cfg, batch):
     r"""About the memory make_fixture takes: the parameters and their gradients (and a copy of
     each in the file being written, 4 in all), and about 10 arrays of (B, width) per layer."""
+    import numpy as np
+    from .model import param_shapes
     n_params = sum(math.prod(shape) for shape in param_shapes(cfg).values())
     widths = 2 * cfg.input_dim + sum(cfg.encoder_hidden) + sum(cfg.decoder_hidden) \
         + 3 * cfg.latent_dim
@@ -106,6 +114,8 @@ def fixture_bytes(cfg, batch):
 
 
 def run_fixture(args):
+    from .crosscheck import make_fixture, write_fixture
+    from .model import VAEConfig
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=args.encoder_hidden, decoder_hidden=args.decoder_hidden,
                     activation=args.activation, likelihood=args.likelihood, beta=args.beta,
@@ -127,6 +137,7 @@ def run_fixture(args):
 
 
 def run_compare(args):
+    from .crosscheck import compare_files
     report = compare_files(args.fixture, args.candidate, pytorch_layout=args.pytorch_layout,
                            dtype=args.dtype, logvar_head=args.logvar_head)
     args.exit_code = EXIT_CODES[report.status]  # known before printing, kept if the pipe closes
@@ -136,6 +147,7 @@ def run_compare(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    set_thread_default(argv)  # before anything imports numpy
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)

@@ -25,13 +25,13 @@ Diagnostics of how much the latent code is used:
 Everything is in nats per example; :func:`bits_per_dim` converts.
 """
 import math
-import sys
 import time
 
 import numpy as np
 from scipy.special import logsumexp
 
 from . import gaussian
+from .commands.progress import Progress
 from .files.checks import check_number
 from .gaussian import log_normal_diag, log_standard_normal, std_from_logvar
 from .iwae import blocks
@@ -44,6 +44,7 @@ DEFAULT_CHUNK_SIZE = 50       # importance samples per chunk
 # Floats per (B, N, J) temporary of mutual_information (8 MB in float64): at most this many
 # rows i at a time, whatever N is (at N = 10,000, J = 20 the former 200 rows were 320 MB each).
 MI_CHUNK_ENTRIES = 2**20
+MI_PROGRESS_AFTER = 1.0  # s: a mutual information computed sooner shows no progress
 # Seed of the noise eps of the held-out ELBO (evaluate_elbo, what train reports per epoch).
 # Not 0, the seed of data.binarize_test_set, so the test images' Bernoulli draws and the noise
 # never come from the same random stream.
@@ -81,11 +82,6 @@ def bits_per_dim_note(likelihood):
                 "models of 8-bit images")
     return ("a density on continuous pixels: it depends on the scale of x, can be negative, and "
             "is comparable with 8-bit bits/dim only after a 256-level discretization")
-
-
-def _progress(enabled, message, end=""):
-    if enabled:
-        print(f"\r{message}", end=end, file=sys.stderr, flush=True)
 
 
 # --- importance-weighted log-likelihood ---------------------------------------------------
@@ -223,21 +219,25 @@ def iw_log_likelihood(params, x, cfg, k, rng, batch_size=DEFAULT_BATCH_SIZE,
     seed = int(rng.integers(2**63))
     out = np.empty(N)
     start_time = time.perf_counter()
-    for start in range(0, N, batch_size):
-        xb = x[start:start + batch_size]  # (B, D)
-        mu, logvar = encode(params, xb, cfg)
-        generators = [_example_rng(seed, n) for n in range(start, start + len(xb))]
-        log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
-        for s in range(0, k, chunk_size):
-            S = min(chunk_size, k - s)
-            eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators], axis=1)
-            log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
-        out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
-        done = start + len(xb)
-        _progress(progress, f"IW log-likelihood, K = {k}: {done}/{N} examples, "
-                  f"{time.perf_counter() - start_time:.1f} s, "
-                  f"mean -log p(x) so far {-out[:done].mean():.3f} nats")
-    _progress(progress, "", end="\n")
+    with Progress(enabled=progress) as meter:  # an error ends its open line first
+        for start in range(0, N, batch_size):
+            xb = x[start:start + batch_size]  # (B, D)
+            mu, logvar = encode(params, xb, cfg)
+            generators = [_example_rng(seed, n) for n in range(start, start + len(xb))]
+            log_w = np.empty((k, len(xb)))  # (K, B), float64 whatever the model's dtype
+            for s in range(0, k, chunk_size):
+                S = min(chunk_size, k - s)
+                eps = np.stack([g.standard_normal((S, J), dtype=dtype) for g in generators],
+                               axis=1)
+                log_w[s:s + S] = _log_weights(params, xb, mu, logvar, eps, cfg)
+            out[start:start + len(xb)] = logsumexp(log_w, axis=0) - math.log(k)
+            done = start + len(xb)
+            meter.status(f"IW log-likelihood, K = {k}: {done}/{N} examples, "
+                         f"{time.perf_counter() - start_time:.1f} s, "
+                         f"mean -log p(x) so far {-out[:done].mean():.3f} nats")
+        meter.line(f"IW log-likelihood, K = {k}: {N} examples in "
+                   f"{time.perf_counter() - start_time:.1f} s, mean -log p(x) "
+                   f"{-out.mean():.3f} nats")
     return out
 
 
@@ -367,7 +367,7 @@ def mean_kl_per_dimension(params, x, cfg, batch_size=1000):
     return per_example.mean(axis=0)  # (N, J) -> (J,)
 
 
-def mutual_information(params, x, cfg, rng, batch_size=200):
+def mutual_information(params, x, cfg, rng, batch_size=200, progress=False):
     r"""Estimate of the mutual information I(x; z) under q, in nats.
 
     With the data distribution as the N examples in x and the aggregate posterior
@@ -389,6 +389,7 @@ def mutual_information(params, x, cfg, rng, batch_size=200):
     Memory: ``log q(z_i|x_n)`` is computed for B = ``batch_size`` values of i at a time, with
     B lowered so that the (B, N, J) temporaries hold at most MI_CHUNK_ENTRIES floats (8 MB)
     each; the result does not depend on B (each row is its own sum and logsumexp).
+    ``progress``: a status line on stderr (N**2 log-densities: ~80 s at N = 10,000).
 
     Returns
     -------
@@ -401,10 +402,17 @@ def mutual_information(params, x, cfg, rng, batch_size=200):
     log_q_own = log_normal_diag(z, mu, logvar)  # (N,)
     log_q_agg = np.empty(N)
     rows = max(1, min(batch_size, MI_CHUNK_ENTRIES // (N * J)))
-    for start in range(0, N, rows):
-        zb = z[start:start + rows, None, :]  # (B, 1, J)
-        log_q_all = log_normal_diag(zb, mu[None], logvar[None])  # (B, N): log q(z_i | x_n)
-        log_q_agg[start:start + rows] = logsumexp(log_q_all, axis=1) - math.log(N)
+    start_time = time.perf_counter()
+    with Progress(enabled=progress, delay=MI_PROGRESS_AFTER) as meter:
+        for start in range(0, N, rows):
+            zb = z[start:start + rows, None, :]  # (B, 1, J)
+            log_q_all = log_normal_diag(zb, mu[None], logvar[None])  # (B, N): log q(z_i | x_n)
+            log_q_agg[start:start + rows] = logsumexp(log_q_all, axis=1) - math.log(N)
+            meter.status(f"mutual information: log q(z_i | x_n) for {min(start + rows, N)}/{N} "
+                         f"examples i, {time.perf_counter() - start_time:.1f} s")
+        if meter.shown:  # it took long enough to show: say when it is done
+            meter.line(f"mutual information: {N} x {N} log-densities in "
+                       f"{time.perf_counter() - start_time:.1f} s")
     return float(np.mean(log_q_own - log_q_agg))
 
 
@@ -459,7 +467,7 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
         "active_unit_threshold": ACTIVE_UNIT_THRESHOLD,
         "posterior_mean_variance": variances.tolist(),
         "kl_per_dimension": mean_kl_per_dimension(params, x, cfg).tolist(),
-        "mutual_information": mutual_information(params, x, cfg, rng),
+        "mutual_information": mutual_information(params, x, cfg, rng, progress=progress),
         "mutual_information_max": math.log(len(x)),
         "k": int(k), "n": int(len(x)), "n_elbo_samples": int(n_elbo_samples),
     }
@@ -474,6 +482,6 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
 
 # --- old names ----------------------------------------------------------------------------------
 
-# Before issue 13 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
+# In 0.1 this was evaluate.kl_per_dimension, a (J,) mean over the data set, while
 # gaussian.kl_per_dimension is the (B, J) per-example array; the old name still works.
 kl_per_dimension = mean_kl_per_dimension

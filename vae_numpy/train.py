@@ -35,11 +35,11 @@ same true terms on the held-out set, computed after the epoch with a fixed-seed 
 (:func:`evaluate_elbo`), so held-out numbers are reproducible and comparable across runs.
 """
 import dataclasses
-import sys
 import time
 
 import numpy as np
 
+from .commands.progress import Progress
 from .data import check_probabilities, bernoulli_draw, binarize_static, minibatches
 # evaluate_elbo and its constants live in evaluate.py; imported here, so train.evaluate_elbo
 # (the old home) still works.
@@ -58,8 +58,6 @@ STATIC_BINARIZE_SEED = 2
 # Default clip of the data mean in init_output_bias: logit(1e-3) = -6.9, a finite start for
 # pixels that are always 0 (MNIST's border).
 OUTPUT_BIAS_CLIP = 1e-3
-# Seconds between two updates of the progress line.
-PROGRESS_INTERVAL = 0.5
 # Fields of a history record that are wall-clock times, so differ between identical runs.
 TIME_FIELDS = ("seconds", "eval_seconds", "clock_seconds")
 
@@ -157,32 +155,6 @@ def init_output_bias(params, x_train, cfg, clip=OUTPUT_BIAS_CLIP):
     bias = output_bias_for_mean(x_train.mean(axis=0, dtype=np.float64), cfg, clip)
     params["dec.out.b"][...] = bias.astype(dtype)
     return params
-
-
-# --- progress -------------------------------------------------------------------------------------
-
-class _Progress:
-    r"""A ``\r``-updated status line on a stream while an epoch runs, then one summary line."""
-
-    def __init__(self, stream, enabled):
-        self.stream, self.enabled = stream, enabled
-        self.last, self.width = 0.0, 0
-
-    def update(self, text, force=False):
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < PROGRESS_INTERVAL):
-            return
-        self.last = now
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.stream.flush()
-
-    def line(self, text):
-        if not self.enabled:
-            return
-        self.stream.write("\r" + text.ljust(self.width) + "\n")
-        self.width = 0
-        self.stream.flush()
 
 
 def format_record(r, total_epochs=None):
@@ -405,7 +377,7 @@ def _run_epoch(params, *, plan, optimizer, opt_state, rng, x_train, first_step, 
         # The optimized objective per example: reduction-independent, loss * B for "mean".
         sums["objective"] += _objective_sum(terms, cfg, beta_t, plan.objective)
         elapsed = time.perf_counter() - t0
-        progress.update(f"{label}  batch {i + 1}/{n_batches}  objective "
+        progress.status(f"{label}  batch {i + 1}/{n_batches}  objective "
                         f"{sums['objective'] / seen:.2f}  {(i + 1) / elapsed:.1f} batches/s")
     seen = max(seen, 1)
     record = {"steps": step, "beta": beta_t,
@@ -476,7 +448,9 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
     reduction : "mean" (default) or "sum" over the batch; with Adam both give nearly the
         same steps (Adam is invariant to the gradient's scale up to its eps).
     eval_seed : seed of the held-out noise (:func:`evaluate_elbo`).
-    progress : write a ``\r`` status line while an epoch runs and one summary line per epoch.
+    progress : a status line while an epoch runs and one summary line per epoch
+        (:class:`vae_numpy.commands.progress.Progress`: rewritten in place on a terminal,
+        whole lines at most every 10 s into a file or a pipe).
     stream : where progress goes (default sys.stderr).
     callback : called as ``callback(state)`` with a :class:`TrainState` after each epoch
         (e.g. to save a checkpoint).
@@ -529,7 +503,7 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
         x_test = check_batch("x_test", x_test, dtype, cfg.input_dim)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     history = [] if history is None else history
-    progress = _Progress(sys.stderr if stream is None else stream, progress)
+    progress = Progress(stream, enabled=progress)
     n_batches = batches_per_epoch(len(x_train), batch_size)
     step_fn = (make_step(cfg, reduction, free_bits) if objective == "vae"
                else make_iwae_step(cfg, reduction, estimator))
@@ -542,30 +516,31 @@ def train(params, cfg, x_train, *, optimizer, rng, epochs=None, batch_size=128, 
     start = len(history)
     end = None if epochs is None else start + int(epochs)
     epoch = start
-    while (end is None or epoch < end) and _budget_left(plan, steps, clock):
-        epoch += 1
-        label = f"epoch {epoch}" + ("" if end is None else f"/{end}")
-        record = {"epoch": epoch}
-        if objective == "iwae":
-            record.update(objective=objective, k=int(k), estimator=estimator)
-        record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
-                                 rng=rng, x_train=x_train, first_step=steps, clock=clock,
-                                 progress=progress, label=label))
-        if record["steps"] == steps:   # the budget ran out before this epoch's first step
-            break
-        steps = record["steps"]
-        if x_test is not None:
-            progress.update(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
-            t0 = time.perf_counter()
-            test = evaluate_elbo(params, cfg, x_test, seed=eval_seed)
-            record.update({f"test_{key}": v for key, v in test.items()})
-            record["eval_seconds"] = time.perf_counter() - t0
-        # The clock runs on through the callback (a checkpoint write is training time too);
-        # only the last write before an interruption is lost to it, a few milliseconds.
-        record["clock_seconds"] = clock()
-        history.append(record)
-        progress.line(format_record(record, end))
-        if callback is not None:
-            callback(TrainState(record=record, params=params, opt_state=opt_state,
-                                optimizer=optimizer, rng=rng, history=history))
+    with progress:  # an exception ends an open status line before it propagates
+        while (end is None or epoch < end) and _budget_left(plan, steps, clock):
+            epoch += 1
+            label = f"epoch {epoch}" + ("" if end is None else f"/{end}")
+            record = {"epoch": epoch}
+            if objective == "iwae":
+                record.update(objective=objective, k=int(k), estimator=estimator)
+            record.update(_run_epoch(params, plan=plan, optimizer=optimizer, opt_state=opt_state,
+                                     rng=rng, x_train=x_train, first_step=steps, clock=clock,
+                                     progress=progress, label=label))
+            if record["steps"] == steps:   # the budget ran out before this epoch's first step
+                break
+            steps = record["steps"]
+            if x_test is not None:
+                progress.status(f"{label}  evaluating {len(x_test)} held-out examples", force=True)
+                t0 = time.perf_counter()
+                test = evaluate_elbo(params, cfg, x_test, seed=eval_seed)
+                record.update({f"test_{key}": v for key, v in test.items()})
+                record["eval_seconds"] = time.perf_counter() - t0
+            # The clock runs on through the callback (a checkpoint write is training time too);
+            # only the last write before an interruption is lost to it, a few milliseconds.
+            record["clock_seconds"] = clock()
+            history.append(record)
+            progress.line(format_record(record, end))
+            if callback is not None:
+                callback(TrainState(record=record, params=params, opt_state=opt_state,
+                                    optimizer=optimizer, rng=rng, history=history))
     return history

@@ -30,6 +30,7 @@ from .flags import (NONNEGATIVE_INT, POSITIVE_INT, CommandParser, given_flags, i
                     parse_with_quick)
 from .preflight import NO_MATPLOTLIB, check_memory, check_out_dir, claim_out_dir, have_matplotlib
 from .run import CommandError, run_command
+from .threads import add_threads_flag, describe, thread_choice
 # The synthetic test-set size `train` uses when its --n-test is not given; the synthetic
 # digits depend on the size drawn, so the same size must be drawn here.
 from .train import N_TEST_SYNTHETIC
@@ -69,6 +70,7 @@ def build_parser():
     parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true",
                         help=f"a few seconds: defaults {QUICK} unless given")
+    add_threads_flag(parser)
     return parser
 
 
@@ -101,6 +103,16 @@ def test_images(ckpt, data_arg, n):
     if n > len(x):
         fail(f"--n {n} but the test set has only {len(x)} images; pass --n {len(x)} or less")
     return x[:n], source, binarize
+
+
+def test_set_treatment(train_binarize):
+    r"""What the evaluation does to the test images, for a model trained with ``binarize``:
+    never the training's per-minibatch draw (an evaluation of "dynamic" binarization would
+    change with every run)."""
+    if train_binarize == "none":
+        return "not binarized (the model was trained on them as they are)"
+    return (f"binarized once with a fixed seed, binarize_test_set (the model was trained with "
+            f"binarize={train_binarize})")
 
 
 def fail(message):
@@ -142,13 +154,17 @@ def run(args, given, argv):
     os.makedirs(args.out_dir, exist_ok=True)
     remove_stale_temp_files(args.out_dir, log)
     log(f"model {ckpt.config.to_json()}")
-    log(f"data {source}: first {len(x)} test images, binarize={binarize}; K = {args.k}")
+    threads = thread_choice()
+    log(describe(threads))
+    log(f"data {source}: first {len(x)} test images, {test_set_treatment(binarize)}; "
+        f"K = {args.k}")
     result = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
                             rng=np.random.default_rng(args.seed),
                             want_bits_per_dim=args.bits_per_dim,
                             batch_size=args.batch_size, chunk_size=args.chunk_size)
-    result.update(checkpoint=str(args.checkpoint), data=str(source), binarize=binarize,
-                  seed=args.seed, config=ckpt.config.to_dict())
+    result.update(checkpoint=str(args.checkpoint), data=str(source),
+                  test_images=test_set_treatment(binarize), train_binarize=binarize,
+                  seed=args.seed, config=ckpt.config.to_dict(), threads=threads)
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
     if have_matplotlib():

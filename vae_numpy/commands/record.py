@@ -11,6 +11,8 @@ import subprocess
 
 import numpy as np
 
+from .threads import thread_choice
+
 
 def machine():
     r"""CPU model, logical CPUs, BLAS and Python/NumPy versions, for the record."""
@@ -26,8 +28,9 @@ def machine():
         blas = f"{blas.get('name')} {blas.get('version')}"
     except Exception:   # the config layout differs between NumPy versions
         blas = "unknown"
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas, "openblas_threads": threads,
+    threads = thread_choice()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "blas": blas,
+            "openblas_threads": threads["threads"], "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else None}

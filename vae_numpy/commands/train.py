@@ -47,6 +47,7 @@ from .flags import (FINITE_REAL, NONNEGATIVE_INT, NONNEGATIVE_REAL, POSITIVE_INT
 from .preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_memory, check_out_dir,
                         claim_out_dir, have_matplotlib)
 from .run import CommandError, run_command
+from .threads import add_threads_flag, describe, thread_choice
 
 PROG = "vae-numpy train"    # the command's name in its usage and error lines
 
@@ -76,7 +77,7 @@ OUTPUTS = (CHECKPOINT, "metrics.json", "reconstructions.png", "samples.png", "lo
 COMMAND_NAMES = ("vae-numpy train", "train_mnist.py")   # its checkpoints' "command" records
 SYNTHETIC_PIXELS = 28 * 28
 # Flags that steer this invocation; on --resume every other flag comes from the checkpoint.
-RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step", "overwrite")
+RUN_FLAGS = ("epochs", "out_dir", "resume", "quick", "step", "threads", "overwrite")
 # Flags that may change when a run is resumed: given with --resume, they replace the
 # checkpoint's value from the next epoch on (logged, and listed in metrics.json under
 # "resume_changes"). Any other flag given with --resume that differs from the checkpoint is
@@ -180,6 +181,7 @@ def build_parser():
                         "(architecture, data and training flags come from the checkpoint; "
                         f"{', '.join('--' + f.replace('_', '-') for f in RESUME_MAY_CHANGE)} "
                         "may be given to change them)")
+    add_threads_flag(p)
     return p
 
 
@@ -451,8 +453,10 @@ def run(args, given, argv, where):
     remove_stale_temp_files(args.out_dir, log)
     command = PROG.split() + argv
     extra = {"args": vars(args), "command": command, "resume_changes": changes,
-             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test)}
+             "image_shape": list(image_shape), "n_train": len(x_train), "n_test": len(x_test),
+             "threads": thread_choice()}
     log(f"model: {cfg.to_json()}")
+    log(describe(extra["threads"]))
     saved = {"epoch": len(history) if args.resume else None}
     where.update(started=True, epoch=saved["epoch"], end=len(history) + args.epochs)
 

@@ -6,8 +6,8 @@ Every known mistake leaves an exact signature. This module recomputes, from the 
 what a candidate with each mistake would report, and names the mistakes whose prediction
 matches:
 
-* *Sampler and encoder conventions* ("worlds"), each giving per-example ``rec`` (B,), ``kl``
-  (B,) and ``z`` (B, J) from the fixture's parameters, x and eps:
+* *Sampler, encoder and KL conventions* ("worlds"), each giving per-example ``rec`` (B,),
+  ``kl`` (B,) and ``z`` (B, J) from the fixture's parameters, x and eps:
 
       correct     z = mu + exp(0.5 * logvar) * eps,  kl = KL(mu, logvar)
       std         z = mu + exp(logvar) * eps (variance used as the std),  kl = KL(mu, logvar)
@@ -15,6 +15,8 @@ matches:
       log_sigma   the head is log sigma: z = mu + exp(s) * eps,  kl = KL(mu, 2 s), with s the
                   head's output, i.e. the fixture's logvar when the fixture's weights are
                   loaded unchanged (a correct model of another convention)
+      kl_no_half  z right,  kl = 2 KL(mu, logvar) (the KL without its 0.5)
+      kl_mu       z right,  kl = 0.5 * sum_j (mu + exp(logvar) - 1 - logvar) (mu not squared)
 
   where ``KL(mu, logvar) = 0.5 * sum_j (mu**2 + exp(logvar) - 1 - logvar)``.
 
@@ -38,6 +40,10 @@ A scalar fits a prediction when
 i.e. relative to the size of the terms (so a loss ``R - K`` that nearly cancels is judged by
 the size of ``R`` and ``K``, not of their difference). All fits within the tolerance are
 reported; when several fit, the report says that they fit equally.
+
+* *The noise the gradients imply*, for mistakes the forward values do not show (logvar detached
+  on the sampling path) or show only as a wrong z (the model drew its own noise): see
+  :func:`noise_causes` and the comment above :func:`noise_from_gradients`.
 """
 import itertools
 from dataclasses import dataclass
@@ -47,7 +53,7 @@ import numpy as np
 from ..gaussian import kl_standard_normal
 from ..gradcheck import rel_error
 from ..likelihoods import get_likelihood
-from ..model import VAEConfig, decoder_outputs, encode
+from ..model import VAEConfig, decoder_outputs, encode, mlp_forward
 
 # --- tolerances ------------------------------------------------------------------------------
 #
@@ -65,7 +71,10 @@ LOSS_FIT_TOLERANCE_FLOAT32 = 1e-4
 LOSS_FIT_TOLERANCES = {"float64": LOSS_FIT_TOLERANCE_FLOAT64,
                        "float32": LOSS_FIT_TOLERANCE_FLOAT32}
 
-WORLDS = ("correct", "std", "no_noise", "log_sigma")
+WORLDS = ("correct", "std", "no_noise", "log_sigma", "kl_no_half", "kl_mu")
+Z_RIGHT = ("correct", "kl_no_half", "kl_mu")  # worlds whose z, and so rec, are the fixture's
+KL_RIGHT = ("correct", "std", "no_noise")  # worlds whose kl is the fixture's
+KL_FORMULA = "KL = 0.5 * sum_j (mu_j**2 + exp(logvar_j) - 1 - logvar_j)"
 WORLD_CAUSES = {
     "std": "the sampler uses the variance as the standard deviation "
            "(z = mu + exp(logvar) * eps); std = exp(0.5 * logvar)",
@@ -75,6 +84,10 @@ WORLD_CAUSES = {
                  "head (vae_numpy.crosscheck.interop.load_torch / tree_params with "
                  "logvar_head='log_sigma') "
                  "and compare with logvar_head='log_sigma', which scales its gradients by 0.5",
+    "kl_no_half": "the KL lacks its factor 0.5 (kl = sum_j (mu**2 + exp(logvar) - 1 - logvar), "
+                  "twice the KL); " + KL_FORMULA,
+    "kl_mu": "mu is not squared in the KL (kl = 0.5 * sum_j (mu + exp(logvar) - 1 - logvar)); "
+             + KL_FORMULA,
 }
 
 LOG_SIGMA_SENTENCE = WORLD_CAUSES["log_sigma"]
@@ -83,8 +96,8 @@ LOG_SIGMA_SENTENCE = WORLD_CAUSES["log_sigma"]
 # --- the worlds: per-example terms under each sampler / encoder convention --------------------
 
 def worlds(params, x, eps, cfg):
-    r"""``{world: {"rec": (B,), "kl": (B,), "z": (B, J), "mu": (B, J), "logvar": (B, J)}}``
-    for each convention of :data:`WORLDS`, computed in float64 from the fixture's inputs.
+    r"""``{world: {"rec": (B,), "kl": (B,), "z", "mu", "logvar", "eps": (B, J)}}`` for each
+    convention of :data:`WORLDS`, computed in float64 from the fixture's inputs.
 
     ``mu`` and ``logvar`` are the fixture encoder's outputs in every world (the encoder is the
     same; only what is made of its second head differs)."""
@@ -96,12 +109,15 @@ def worlds(params, x, eps, cfg):
     plans = {"correct": (mu + np.exp(0.5 * logvar) * eps64, kl),
              "std": (mu + np.exp(logvar) * eps64, kl),
              "no_noise": (mu, kl),
-             "log_sigma": (mu + np.exp(logvar) * eps64, kl_standard_normal(mu, 2 * logvar))}
+             "log_sigma": (mu + np.exp(logvar) * eps64, kl_standard_normal(mu, 2 * logvar)),
+             "kl_no_half": (mu + np.exp(0.5 * logvar) * eps64, 2 * kl),
+             "kl_mu": (mu + np.exp(0.5 * logvar) * eps64,
+                       0.5 * np.sum(mu + np.expm1(logvar) - logvar, axis=-1))}
     likelihood = get_likelihood(cfg.likelihood)
     out = {}
     for name, (z, kl_w) in plans.items():
         rec = likelihood.nll(x64, decoder_outputs(p64, z, cfg64), cfg.sigma)  # (B,)
-        out[name] = {"rec": rec, "kl": kl_w, "z": z, "mu": mu, "logvar": logvar}
+        out[name] = {"rec": rec, "kl": kl_w, "z": z, "mu": mu, "logvar": logvar, "eps": eps64}
     return out
 
 
@@ -193,9 +209,9 @@ class Recombination:
 
     def is_fixture(self, term, reduction):
         r"""Whether this recombination gives the fixture's own ``term`` (loss, rec or kl)."""
-        rec = (self.world == "correct" and self.rec_d == "sum" and self.rec_b == reduction
+        rec = (self.world in Z_RIGHT and self.rec_d == "sum" and self.rec_b == reduction
                and self.rec_weighted)
-        kl = (self.world != "log_sigma" and self.kl_j == "sum" and self.kl_b == reduction
+        kl = (self.world in KL_RIGHT and self.kl_j == "sum" and self.kl_b == reduction
               and self.kl_sign > 0 and self.beta_weighted)
         return {"loss": rec and kl, "rec": rec, "kl": kl}[term]
 
@@ -209,12 +225,18 @@ def _divisor(over_b, over_inner, inner):
 
 
 def recombinations(cfg, worlds_allowed=WORLDS):
-    r"""Every :class:`Recombination` for cfg (the weight switches only where they matter)."""
+    r"""Every :class:`Recombination` for cfg (the weight switches only where they matter).
+
+    A KL of the wrong form (a world outside KL_RIGHT but log_sigma) comes summed over J with
+    its sign: a second mistake in the same term would make spurious ties (2 KL / J = KL at
+    J = 2)."""
     sr = ("sum", "mean")
     rec_w = (True, False) if cfg.rec_weight != 1 else (True,)
     beta_w = (True, False) if cfg.beta != 1 else (True,)
     for world, rd, rb, kj, kb, s, rw, bw in itertools.product(
             worlds_allowed, sr, sr, sr, sr, (1, -1), rec_w, beta_w):
+        if world in ("kl_no_half", "kl_mu") and (kj == "mean" or s < 0):
+            continue
         yield Recombination(rd, rb, kj, kb, s, rw, bw, world)
 
 
@@ -262,10 +284,10 @@ def fit_scalar(value, world_terms, cfg, reduction, dtype, term="loss", worlds_al
 
 
 def _term_key(r, term):
-    if term == "rec":
-        return (r.world, r.rec_d, r.rec_b, r.rec_weighted)
+    if term == "rec":  # worlds with the same z give the same rec
+        return (r.world in Z_RIGHT or r.world, r.rec_d, r.rec_b, r.rec_weighted)
     if term == "kl":
-        return (r.world in ("log_sigma",), r.kl_j, r.kl_b, r.kl_sign, r.beta_weighted)
+        return (r.world in KL_RIGHT or r.world, r.kl_j, r.kl_b, r.kl_sign, r.beta_weighted)
     return r
 
 
@@ -348,6 +370,11 @@ def sampler_causes(flat, status, world_terms, tol):
     else:
         return ["z differs: check z = mu + exp(0.5 * logvar) * eps with the fixture's eps; "
                 "hand over mu and logvar (or kl) to tell an encoder bug from a sampler bug"]
+    right = w["correct"]  # the encoder is right: (z - mu) / std is the noise z used
+    noise = (np.asarray(z, dtype=np.float64) - right["mu"]) / np.exp(0.5 * right["logvar"])
+    if fresh_noise(noise, right["eps"], right["mu"] / np.exp(0.5 * right["logvar"])):
+        return [fresh_noise_sentence(noise, right["eps"],
+                                     "z implies, as eps' = (z - mu) / exp(0.5 * logvar),")]
     return [why + ": z = mu + exp(0.5 * logvar) * eps with the fixture's eps (is the noise "
             "draw replaced by the fixture's eps? see vae_numpy.crosscheck.interop.torch_noise / "
             "jax_noise)"]
@@ -365,7 +392,8 @@ def kl_causes(flat, status, world_terms, cfg, tol):
         return ["kl is averaged over the J latent dimensions; sum it"]
     if status.get("z") != "FAIL" and close(flat["kl"], world_terms["log_sigma"]["kl"], tol):
         return [LOG_SIGMA_SENTENCE]
-    return []
+    return [WORLD_CAUSES[w] for w in ("kl_no_half", "kl_mu")
+            if close(flat["kl"], world_terms[w]["kl"], tol)]
 
 
 def rec_causes(flat, status, world_terms, cfg, tol):
@@ -387,6 +415,114 @@ def rec_causes(flat, status, world_terms, cfg, tol):
     return []
 
 
+# --- the noise a candidate used: what only z or the gradients show -----------------------------
+#
+# The encoder heads' gradients are h.T @ dmu and h.T @ dlogvar, with h (B, H) the output of the
+# encoder's last hidden layer (x without one) and, per example (n = B for a mean over the
+# batch, 1 for a sum; g = d rec / dz, (B, J)):
+#     n dmu     = rec_weight * g + beta * mu
+#     n dlogvar = rec_weight * g * 0.5 * std * eps' + beta * 0.5 * (exp(logvar) - 1)
+# where eps' is the noise the candidate's z used. When h has rank B, h.T @ d = G has one
+# solution d, so the gradients give dmu and dlogvar, and
+#     eps' = (n dlogvar - beta * 0.5 * (exp(logvar) - 1)) / (0.5 * std * (n dmu - beta * mu)).
+# eps' = eps: the sampler is right. eps' = 0 while the loss is right: no gradient reaches logvar
+# through z (it is detached there). Another eps' with the spread of N(0, 1): a noise of its own.
+NOISE_TOL = 1e-3  # eps' against eps, relative. From vae_numpy's own gradients of a 784-400-20
+#                   fixture (sum or mean): 3e-6 at B = 8 and 7e-5 at B = 32 in float32 (the
+#                   solve amplifies the round-off), 1e-13 in float64; a fresh draw is off by O(1)
+NOISE_RMS = (0.25, 4.0)  # a fresh N(0, 1) draw of B*J >= 4 entries has its rms in here
+# A fresh draw is independent of the fixture's eps and of mu / std: a least-squares fit of eps'
+# on (1, eps, mu / std) leaves most of it unexplained, while a z made wrongly from the right
+# draw (scaled, shifted, mu counted twice) is explained by it. For n = B*J independent N(0, 1)
+# entries R**2 is Beta(1, (n - 3)/2), above 0.5 with probability 0.5**((n - 3)/2): 4% at
+# n = 12, 3e-6 at n = 40; such a draw then gets the general sentence, not a wrong one.
+FRESH_MAX_EXPLAINED = 0.5
+HEAD_GRADS = ("grad/enc.mu.W", "grad/enc.logvar.W")
+DETACHED_SENTENCE = (
+    "logvar gets its gradient from the KL alone (the encoder heads' gradients say that z passes "
+    "it none, while the forward values are right): logvar is detached where z is drawn (std "
+    "from logvar.detach(), .data or a copy); with z = mu + exp(0.5 * logvar) * eps, "
+    "d loss/d logvar = d loss/dz * 0.5 * exp(0.5 * logvar) * eps + beta * 0.5 * (exp(logvar) - 1), "
+    "the first term through z, the second through the KL")
+
+
+def noise_from_gradients(flat, params, x, cfg, right, n):
+    r"""eps' (B, J) implied by the candidate's ``grad/enc.mu.W`` and ``grad/enc.logvar.W`` for
+    a loss weighting each example by 1/n (NaN where d rec/dz is ~0); None when they are missing
+    or do not determine it (h of rank < B). ``right``: the "correct" world's terms."""
+    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    h, _ = mlp_forward(np.asarray(x, dtype=np.float64), p64, "enc", len(cfg.encoder_hidden),
+                       cfg.activation)  # (B, H)
+    grads = [flat.get(k) for k in HEAD_GRADS]
+    if any(np.shape(g) != (h.shape[1], cfg.latent_dim) for g in grads) \
+            or np.linalg.matrix_rank(h) < h.shape[0]:
+        return None
+    dmu, dlogvar = (np.linalg.lstsq(h.T, np.asarray(g, dtype=np.float64), rcond=None)[0]
+                    for g in grads)  # (B, J) each
+    mu, logvar = right["mu"], right["logvar"]
+    g = n * dmu - cfg.beta * mu  # rec_weight * d rec / dz
+    g = np.where(np.abs(g) > 1e-6 * np.abs(g).max(), g, np.nan)
+    return (n * dlogvar - cfg.beta * 0.5 * np.expm1(logvar)) / (0.5 * np.exp(0.5 * logvar) * g)
+
+
+def same_noise(a, eps):
+    keep = np.isfinite(a)
+    return keep.mean() >= 0.5 and rel_error(a[keep], eps[keep]) <= NOISE_TOL
+
+
+def zero_noise(a, eps):
+    keep = np.isfinite(a)
+    return keep.mean() >= 0.5 and np.abs(a[keep]).max() <= NOISE_TOL * np.abs(eps).max()
+
+
+def fresh_noise(a, eps, offset):
+    r"""Whether eps' looks like a draw of its own: not eps, not 0, spread like N(0, 1), and
+    mostly unexplained by (1, eps, offset = mu / std) (see FRESH_MAX_EXPLAINED)."""
+    keep = np.isfinite(a)
+    if keep.mean() < 0.5 or same_noise(a, eps) or zero_noise(a, eps):
+        return False
+    y = a[keep]
+    basis = np.stack([np.ones_like(y), eps[keep], offset[keep]], axis=1)  # (n, 3)
+    residual = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+    explained = 1 - np.sum(residual**2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
+    return (NOISE_RMS[0] <= np.sqrt(np.mean(y**2)) <= NOISE_RMS[1]
+            and explained <= FRESH_MAX_EXPLAINED)
+
+
+def fresh_noise_sentence(a, eps, source):
+    keep = np.isfinite(a)
+    return (f"{source} a noise eps' that is not the fixture's eps (they differ by up to "
+            f"{np.abs(a - eps)[keep].max():.2g}; rms {np.sqrt(np.mean(a[keep] ** 2)):.2f}, "
+            "like a fresh N(0, 1) draw): the model draws its own noise (torch.randn, or a "
+            "randn_like / jax.random.normal the noise patch does not reach); "
+            "z = mu + exp(0.5 * logvar) * eps needs the fixture's eps: "
+            "vae_numpy.crosscheck.interop.torch_noise / jax_noise, or pass eps into the model")
+
+
+def noise_causes(flat, status, params, x, cfg, reduction, right, loss_right):
+    r"""Sentences from the noise the encoder heads' gradients imply (see the comment above).
+
+    ``loss_right``: the loss agrees with the fixture's, or differs only by a batch reduction or
+    an ignored weight. Both batch weightings are tried (a candidate may sum where the fixture
+    means)."""
+    if not any(status.get(k) == "FAIL" for k in HEAD_GRADS):
+        return []
+    B = np.shape(x)[0]
+    weightings = (B, 1) if reduction == "mean" else (1, B)  # the fixture's first
+    implied = [noise_from_gradients(flat, params, x, cfg, right, n) for n in weightings]
+    implied = [a for a in implied if a is not None]
+    eps = right["eps"]
+    if not implied or any(same_noise(a, eps) for a in implied):
+        return []
+    if loss_right and status.get("z") != "FAIL" and any(zero_noise(a, eps) for a in implied):
+        return [DETACHED_SENTENCE]
+    offset = right["mu"] / np.exp(0.5 * right["logvar"])
+    fresh = [a for a in implied if fresh_noise(a, eps, offset)]
+    if not loss_right and status.get("z") != "ok" and fresh:
+        return [fresh_noise_sentence(fresh[0], eps, "the encoder heads' gradients imply")]
+    return []
+
+
 # --- all together ------------------------------------------------------------------------------
 
 def _consistent_with(status, flat):
@@ -396,9 +532,9 @@ def _consistent_with(status, flat):
     z_ok = status.get("z") == "ok"
 
     def keep(r):
-        if (rec_ok or z_ok) and (r.world != "correct" or (rec_ok and r.rec_d != "sum")):
+        if (rec_ok or z_ok) and (r.world not in Z_RIGHT or (rec_ok and r.rec_d != "sum")):
             return False
-        if kl_ok and (r.kl_j != "sum" or r.kl_sign < 0 or r.world == "log_sigma"):
+        if kl_ok and (r.kl_j != "sum" or r.kl_sign < 0 or r.world not in KL_RIGHT):
             return False
         return True
     return keep
@@ -408,7 +544,7 @@ def _scalar_term_causes(flat, status, world_terms, cfg, reduction, dtype):
     r"""Sentences for a rec or kl handed over as one scalar (shape ()) that differs."""
     out = []
     plain = VAEConfig.from_dict({**cfg.to_dict(), "rec_weight": 1.0, "beta": 1.0})
-    allowed = ("correct",) if status.get("z") == "ok" else WORLDS
+    allowed = Z_RIGHT if status.get("z") == "ok" else WORLDS
     for name in ("rec", "kl"):
         if status.get(name) == "FAIL" and np.ndim(flat[name]) == 0:
             fits = fit_scalar(flat[name], world_terms, plain, reduction, dtype, term=name,
@@ -426,13 +562,14 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
     cfg, reduction : the fixture's VAEConfig and batch reduction
     params, x, eps : the fixture's parameters and inputs
     flat : the candidate's arrays by fixture names (``loss``, ``rec``, ``kl``, ``z``, ``mu``,
-        ``logvar``), already converted (layout, logvar_head)
+        ``logvar``, and the :data:`HEAD_GRADS`), already converted (layout, logvar_head)
     status : ``{name: "ok" | "FAIL" | "shape" | "missing"}`` from the comparison
     dtype : "float64" or "float32", choosing LOSS_FIT_TOLERANCES[dtype]
 
     Per-example tensors are read first (encoder, then sampler, kl, rec, in data-flow order);
     the loss alone is used when they name nothing, restricted to recombinations that do not
-    contradict the tensors that agree.
+    contradict the tensors that agree; the encoder heads' gradients last, when nothing in the
+    forward values explains them (:func:`noise_causes`).
     """
     if not any(s == "FAIL" for s in status.values()):
         return []
@@ -445,6 +582,7 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
     out += rec_causes(flat, status, w, cfg, tol)
     out += _scalar_term_causes(flat, status, w, cfg, reduction, dtype)
     out = list(dict.fromkeys(out))  # one sentence once, whichever tensor led to it
+    named, fits = bool(out), []
     if status.get("loss") == "FAIL":
         fits = fit_scalar(flat["loss"], w, cfg, reduction, dtype,
                           keep=_consistent_with(status, flat))
@@ -453,4 +591,7 @@ def find_causes(cfg, reduction, params, x, eps, flat, status, dtype):
         elif len(fits) == 1:  # the tensors named the term's mistake; the loss adds the rest
             out += [f"and in the loss: {m}" for m in fits[0].recombination.mistakes(cfg, reduction)
                     if "over the batch" in m or "ignores" in m]
+    if not named and all(f.recombination.world == "correct" for f in fits):
+        loss_right = status.get("loss") == "ok" or bool(fits)
+        out += noise_causes(flat, status, params, x, cfg, reduction, w["correct"], loss_right)
     return out

@@ -40,7 +40,7 @@ from ..data.npfiles import read_npz
 from ..files.atomic import atomic_write
 from ..gradcheck import rel_error
 from ..model import encode, reduce_batch
-from .causes import find_causes
+from .causes import HEAD_GRADS, find_causes
 from .fixture import (OPTIONAL_FIXTURE_KEYS, fixture_config, fixture_params, read_fixture,
                       validate_fixture)
 
@@ -479,10 +479,11 @@ def diagnose(fixture, flat, report):
     is.
     """
     cfg, reduction = fixture_config(fixture)
-    status = {e.name: e.status for e in report.entries if e.name in FORWARD_KEYS}
+    read = FORWARD_KEYS + HEAD_GRADS  # the encoder heads' gradients tell the noise used
+    status = {e.name: e.status for e in report.entries if e.name in read}
     # a tensor of the wrong shape, not real numbers or with NaN cannot match a prediction;
     # treat it as unknown
-    usable = {k: v for k, v in flat.items() if k in FORWARD_KEYS and status.get(k) != "shape"
+    usable = {k: v for k, v in flat.items() if k in read and status.get(k) != "shape"
               and v.dtype.kind in "biuf" and np.all(np.isfinite(v))}
     status = {k: ("FAIL" if v == "shape" else v) for k, v in status.items()}
     status = {k: (v if v != "FAIL" or k in usable else "missing") for k, v in status.items()}

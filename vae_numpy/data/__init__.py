@@ -10,8 +10,9 @@ The public names of all of them are importable from ``vae_numpy.data``.
 """
 from .binarize import (bernoulli_draw, binarize_dynamic, binarize_static, binarize_test_set,
                        binarize_threshold, check_probabilities)
-from .datasets import (KERAS_KEYS, MNIST_IDX_NAMES, Dataset, load_dataset, load_npy, load_npz,
-                       make_dataset, minibatches, synthetic_dataset, to_unit_interval)
+from .datasets import (KERAS_KEYS, MNIST_IDX_NAMES, MNIST_SOURCES, Dataset, load_dataset,
+                       load_npy, load_npz, make_dataset, minibatches, synthetic_dataset,
+                       to_unit_interval)
 from .idx import read_idx, write_idx
 from .synthetic import (BILINEAR_STD, BLUR_SIGMAS, BOX_FRACTION, DIGIT_TEMPLATES,  # noqa: F401
                         JITTER, SPLINE_STEPS, synthetic_digits)
@@ -20,5 +21,5 @@ __all__ = [
     "Dataset", "make_dataset", "read_idx", "write_idx", "load_npz", "load_npy", "load_dataset",
     "to_unit_interval", "binarize_static", "binarize_dynamic", "binarize_threshold",
     "binarize_test_set", "synthetic_digits", "synthetic_dataset", "minibatches",
-    "check_probabilities", "bernoulli_draw", "KERAS_KEYS",
+    "check_probabilities", "bernoulli_draw", "KERAS_KEYS", "MNIST_SOURCES",
 ]

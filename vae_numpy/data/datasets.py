@@ -279,6 +279,12 @@ MNIST_IDX_NAMES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+# Where a user gets MNIST, for the errors that need it (this package downloads nothing).
+MNIST_SOURCES = ("MNIST is not included: download the Keras-layout file "
+                 "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz (11 MB), "
+                 "or the four IDX files " + ", ".join(f"{n}.gz" for n in MNIST_IDX_NAMES.values())
+                 + " into one directory; put it anywhere, e.g. data/mnist.npz, and pass that "
+                 "path (or the directory) as --data")
 
 
 def _find_mnist_files(directory):
@@ -333,7 +339,7 @@ def load_dataset(path_or_name, *, dtype=np.float64, image_shape=None, keys=None,
     path = Path(path_or_name)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory (pass \"synthetic\" for "
-                                "the built-in digits that need no download)")
+                                f"the built-in digits that need no download). {MNIST_SOURCES}")
     if path.is_dir():
         files = _find_mnist_files(path)
         raw = [read_idx(files[role]) for role in KERAS_KEYS]

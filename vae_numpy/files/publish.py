@@ -7,12 +7,37 @@ of the table, not the text around it. A page whose markers are not each alone on
 once, in order, is refused with the line number, never guessed at. Whatever is replaced (the
 page, the files of the earlier publication) is copied first into a directory the caller names.
 """
+import json
 import os
 import shutil
 import time
 from pathlib import Path
 
 from .errors import FileFormatError
+
+
+def read_text(path):
+    r"""The text of the file ``path``, or "" if there is none (a page not written yet)."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def read_record(path, check):
+    r"""The JSON object in ``path`` (e.g. a published run's metrics.json), or None if there is
+    no such file. ``check(record)`` may raise KeyError, TypeError, ValueError or IndexError for
+    a record it cannot use; that, or text that is not JSON, is a FileFormatError naming the
+    file."""
+    if not os.path.exists(path):
+        return None
+    try:
+        record = json.loads(read_text(path))
+        check(record)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise FileFormatError(path, f"not the record of a published run "
+                                    f"({type(err).__name__}: {err})") from None
+    return record
 
 
 def table_span(text, page, begin, end):
