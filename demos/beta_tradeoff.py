@@ -18,7 +18,6 @@ latent dimension of each setting.
 
     python demos/beta_tradeoff.py --out-dir runs/beta_tradeoff
 """
-import argparse
 import json
 import os
 import sys
@@ -31,6 +30,10 @@ if __name__ == "__main__":  # as a script: the thread default, before numpy is i
 
 import numpy as np  # noqa: E402
 
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
 from vae_numpy import VAEConfig, init_params, reconstruct, sample  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.data import binarize_test_set, load_dataset  # noqa: E402
@@ -57,14 +60,20 @@ SMOKE_TITLES = {"rate_distortion": SMOKE + "the trade-off's direction only;\nthe
                 "settings": SMOKE + "too short for the settings' images to differ;\nrun "
                                     "without --quick to see them"}
 
+PROG = "beta_tradeoff.py"   # the demo's name in its error lines
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+def build_parser():
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/beta_tradeoff")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     add_threads_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def log(message):
@@ -106,6 +115,15 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args):
+    r"""The demo, once its arguments are parsed: checks before the work, then the work."""
+    check_out_dir(args.out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
     hp = dict(N_TRAIN=N_TRAIN, N_TEST=N_TEST, LATENT_DIM=LATENT_DIM, HIDDEN=HIDDEN,
               EPOCHS=EPOCHS, K_IW=K_IW)
     if args.quick:
@@ -126,16 +144,17 @@ def main(argv=None):
                             sample(params, N_SHOW, cfg, np.random.default_rng(args.seed))))
     print_table(rows)
     titles = {k: t.format(**hp) if args.quick else None for k, t in SMOKE_TITLES.items()}
-    plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
-                         [r["rec"] for r in rows],
-                         os.path.join(args.out_dir, "rate_distortion.png"),
-                         title=titles["rate_distortion"])
-    plot_setting_rows(figure_rows, data.image_shape, os.path.join(args.out_dir, "settings.png"),
-                      title=titles["settings"])
     with atomic_write(os.path.join(args.out_dir, "beta_tradeoff.json"), "w") as f:
         json.dump({"threads": thread_choice(),
                    "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in hp.items()}, "settings": rows}, f, indent=1)
+    if figures:
+        plot_rate_distortion([r["label"] for r in rows], [r["kl"] for r in rows],
+                             [r["rec"] for r in rows],
+                             os.path.join(args.out_dir, "rate_distortion.png"),
+                             title=titles["rate_distortion"])
+        plot_setting_rows(figure_rows, data.image_shape,
+                          os.path.join(args.out_dir, "settings.png"), title=titles["settings"])
     return rows
 
 

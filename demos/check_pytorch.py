@@ -17,7 +17,8 @@ The steps, which are the same for any framework:
     4. The loss, every gradient (interop.torch_grads maps them back to vae_numpy names) and the
        terms go to vae_numpy.crosscheck.compare, which prints a table, worst tensor first, and
        a verdict.
-The exit code is 0 on PASS, 1 on FAIL and 3 on INCOMPLETE (as `python -m vae_numpy compare`).
+The exit code is 0 on PASS, 1 on FAIL, 3 on INCOMPLETE and 2 on a usage or file error (as
+`python -m vae_numpy compare`).
 """
 import argparse
 import os
@@ -34,8 +35,11 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vae_numpy import VAEConfig  # noqa: E402
-from vae_numpy.__main__ import EXIT_CODES  # noqa: E402
-from vae_numpy.commands.flags import parse_with_quick  # noqa: E402
+from vae_numpy.__main__ import EXIT_CODES, fixture_bytes  # noqa: E402
+from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT,  # noqa: E402
+                                      CommandParser, parse_with_quick)
+from vae_numpy.commands.preflight import check_memory, check_out_dir  # noqa: E402
+from vae_numpy.commands.run import EXIT_USAGE, run_command  # noqa: E402
 from vae_numpy.crosscheck import compare, make_fixture, write_fixture, write_report  # noqa: E402
 from vae_numpy.crosscheck.interop import load_torch, torch_grads  # noqa: E402
 
@@ -49,6 +53,7 @@ REDUCTION = "sum"    # pytorch/examples sums the loss over the batch
 DTYPE = "float64"    # float64 checks to 1e-10; float32 to the float32 tolerance
 QUICK = dict(input_dim=64, hidden=32, latent=4, batch=4)
 BUGS = ("none", "std", "kl_sign", "bce_mean")
+PROG = "check_pytorch.py"   # the demo's name in its error lines
 
 # Which vae_numpy layer each nn.Linear of the model is.
 LAYER_NAMES = {"fc1": "enc.0", "fc21": "enc.mu", "fc22": "enc.logvar",
@@ -129,18 +134,18 @@ def run_model(model, fixture, reduction):
 # --- the script ----------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=PROG, description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plant-bug", choices=BUGS, default="none",
                         help="put a known mistake into the PyTorch model (default none)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default=DTYPE,
                         help="precision of the PyTorch model (the fixture is float64)")
-    parser.add_argument("--input-dim", type=int, default=INPUT_DIM)
-    parser.add_argument("--hidden", type=int, default=HIDDEN)
-    parser.add_argument("--latent", type=int, default=LATENT)
-    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--input-dim", type=POSITIVE_INT, default=INPUT_DIM)
+    parser.add_argument("--hidden", type=POSITIVE_INT, default=HIDDEN)
+    parser.add_argument("--latent", type=POSITIVE_INT, default=LATENT)
+    parser.add_argument("--batch", type=POSITIVE_INT, default=BATCH)
     parser.add_argument("--reduction", choices=("sum", "mean"), default=REDUCTION)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=SEED)
     parser.add_argument("--out-dir", default=None,
                         help="if given, write report.txt and fixture.npz there")
     parser.add_argument("--quick", action="store_true",
@@ -156,9 +161,18 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args), error_status=EXIT_USAGE)
+
+
+def run(args):
     cfg = VAEConfig(input_dim=args.input_dim, latent_dim=args.latent,
                     encoder_hidden=(args.hidden,), decoder_hidden=(args.hidden,),
                     activation="relu", likelihood="bernoulli")
+    if args.out_dir:
+        check_out_dir(args.out_dir)
+    check_memory(2 * fixture_bytes(cfg, args.batch), f"the fixture and the PyTorch model "
+                 f"({args.input_dim}-{args.hidden}-{args.latent}, batch {args.batch})",
+                 "lower --input-dim, --hidden, --latent or --batch")
 
     print(describe(thread_choice()), file=sys.stderr)
     print(f"1. vae_numpy fixture: {args.input_dim}-{args.hidden}-{args.latent}, batch "

@@ -11,7 +11,6 @@ and prints the numbers behind the figure ``elbo_gap.png``.
 
     python demos/elbo_gap.py --out-dir runs/elbo_gap
 """
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,10 @@ if __name__ == "__main__":  # as a script: the thread default, before numpy is i
 
 import numpy as np  # noqa: E402
 
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
 from vae_numpy import linear_gaussian as lg  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.figures.diagnostic_plots import plot_bound_gaps  # noqa: E402
@@ -40,14 +43,20 @@ KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 N_ELBO_SAMPLES = 200
 QUICK = dict(N_EXAMPLES=60, KS=(1, 10, 100), N_ELBO_SAMPLES=20)
 
+PROG = "elbo_gap.py"   # the demo's name in its error lines
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+def build_parser():
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/elbo_gap")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     add_threads_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def build_model(rng):
@@ -73,6 +82,15 @@ def print_table(s):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args):
+    r"""The demo, once its arguments are parsed: checks before the work, then the work."""
+    check_out_dir(args.out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
     hp = dict(N_EXAMPLES=N_EXAMPLES, KS=KS, N_ELBO_SAMPLES=N_ELBO_SAMPLES)
     if args.quick:
         hp.update(QUICK)
@@ -86,10 +104,11 @@ def main(argv=None):
     bounds = lg.compare_bounds(params, x, W, b, SIGMA, hp["KS"], rng, hp["N_ELBO_SAMPLES"])
     summary = lg.summarize_bounds(bounds)
     print_table(summary)
-    plot_bound_gaps(summary, os.path.join(args.out_dir, "elbo_gap.png"))
     summary["threads"] = thread_choice()
     with atomic_write(os.path.join(args.out_dir, "elbo_gap.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    if figures:
+        plot_bound_gaps(summary, os.path.join(args.out_dir, "elbo_gap.png"))
     return summary
 
 

@@ -9,7 +9,6 @@ from another distribution, and its estimate converges, just as confidently, to a
 
     python demos/kl_monte_carlo.py --out-dir runs/kl_monte_carlo
 """
-import argparse
 import json
 import os
 import sys
@@ -22,6 +21,10 @@ if __name__ == "__main__":  # as a script: the thread default, before numpy is i
 
 import numpy as np  # noqa: E402
 
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.figures.diagnostic_plots import plot_kl_convergence  # noqa: E402
 from vae_numpy.estimators import (kl_monte_carlo, running_mean_and_stderr,  # noqa: E402
@@ -36,18 +39,33 @@ MAX_SAMPLES = 100_000
 N_POINTS = 40                    # sample counts, log-spaced from 2 to MAX_SAMPLES
 QUICK = dict(MAX_SAMPLES=2_000, N_POINTS=12)
 
+PROG = "kl_monte_carlo.py"   # the demo's name in its error lines
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+def build_parser():
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/kl_monte_carlo")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     add_threads_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args):
+    r"""The demo, once its arguments are parsed: checks before the work, then the work."""
+    check_out_dir(args.out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
     hp = dict(MAX_SAMPLES=MAX_SAMPLES, N_POINTS=N_POINTS)
     if args.quick:
         hp.update(QUICK)
@@ -74,12 +92,14 @@ def main(argv=None):
     for i, n in enumerate(counts):
         print(f"{n:>8} {m_right[i]:>10.4f} +-{se_right[i]:<6.4f} "
               f"{m_bug[i]:>10.4f} +-{se_bug[i]:<6.4f}")
-    plot_kl_convergence(counts, curves, exact, os.path.join(args.out_dir, "kl_monte_carlo.png"))
     result = {"threads": thread_choice(), "exact": exact, "counts": counts.tolist(),
               "correct": [m_right.tolist(), se_right.tolist()],
               "variance_as_std": [m_bug.tolist(), se_bug.tolist()]}
     with atomic_write(os.path.join(args.out_dir, "kl_monte_carlo.json"), "w") as f:
         json.dump(result, f, indent=1)
+    if figures:
+        plot_kl_convergence(counts, curves, exact,
+                            os.path.join(args.out_dir, "kl_monte_carlo.png"))
     return result
 
 

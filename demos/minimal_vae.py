@@ -10,17 +10,15 @@ Shape letters: B batch, D data dimensions, H hidden width, J latent dimensions.
     kl_b   =  KL(q(z|x_b) || N(0, I)) = 0.5 * sum_j (mu_j**2 + exp(logvar_j) - 1 - logvar_j)
     loss   =  mean_b (rec_b + kl_b) = -ELBO, in nats per example
 
-The conventions are vae_numpy's, so the numbers agree with its loss_and_grads and Adam
-(tests/test_minimal_vae.py checks them to 1e-12 and 1e-10):
-W has shape (in, out) and a layer computes x @ W + b (PyTorch's nn.Linear.weight is W.T),
+The conventions are vae_numpy's, so the numbers agree with its loss_and_grads and Adam (to
+1e-12 and 1e-10, tests/test_minimal_vae.py): W (in, out), x @ W + b (nn.Linear.weight is W.T),
 PyTorch's nn.Linear default initialization, parameter names enc.0.W, ..., dec.out.b.
 
     python demos/minimal_vae.py                              # toy shapes made below
     python demos/minimal_vae.py --data mnist.npz --epochs 10 # x_train of a Keras mnist.npz
 
 --data takes an .npz with x_train (Keras layout) or with a single array, or an .npy: N images
-of any shape, uint8 (scaled by 1/255) or floats in [0, 1]. Each minibatch is binarized afresh,
-x ~ Bernoulli(intensity) (dynamic binarization), which leaves binary images unchanged.
+of any shape, uint8 (/255) or floats in [0, 1]; each minibatch is binarized afresh (dynamic).
 On MNIST the second command ends epoch 10 at a training -ELBO of 102.75 = rec 75.94 + kl 26.81.
 """
 import argparse
@@ -153,17 +151,29 @@ def load_data(path):
     return x
 
 
+def at_least(low):
+    r"""An argparse type: an integer >= low, or a one-line usage error."""
+    def parse(text):
+        if not text.lstrip("-").isdigit() or int(text) < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return int(text)
+    return parse
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help=".npz (x_train or one array) or .npy; default: toy")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    parser.add_argument("--hidden", type=int, default=HIDDEN)
-    parser.add_argument("--latent", type=int, default=LATENT)
+    parser.add_argument("--epochs", type=at_least(0), default=EPOCHS)
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
+    parser.add_argument("--hidden", type=at_least(1), default=HIDDEN)
+    parser.add_argument("--latent", type=at_least(1), default=LATENT)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    x = toy_data(rng) if args.data is None else load_data(args.data)   # (N, D)
+    try:
+        x = toy_data(rng) if args.data is None else load_data(args.data)   # (N, D)
+    except (OSError, ValueError) as error:
+        parser.error(f"--data: {error}")
     params = init(rng, x.shape[1], args.hidden, args.latent)
     state = adam_init(params)
     history = {"neg_elbo": [], "rec": [], "kl": []}

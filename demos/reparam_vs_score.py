@@ -15,7 +15,6 @@ average against S on log-log axes; the table prints the numbers.
 
     python demos/reparam_vs_score.py --out-dir runs/reparam_vs_score
 """
-import argparse
 import json
 import os
 import sys
@@ -28,6 +27,10 @@ if __name__ == "__main__":  # as a script: the thread default, before numpy is i
 
 import numpy as np  # noqa: E402
 
+from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
+from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
+                                          have_matplotlib)
+from vae_numpy.commands.run import run_command  # noqa: E402
 from vae_numpy import linear_gaussian as lg  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
 from vae_numpy.figures.diagnostic_plots import (ESTIMATOR_LABELS,  # noqa: E402
@@ -41,14 +44,20 @@ SAMPLE_COUNTS = (1, 3, 10, 30, 100, 300, 1000)
 N_REPLICATES = 200            # groups of S samples behind each variance
 QUICK = dict(SAMPLE_COUNTS=(1, 10, 100), N_REPLICATES=20)
 
+PROG = "reparam_vs_score.py"   # the demo's name in its error lines
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+def build_parser():
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="runs/reparam_vs_score")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     add_threads_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def build_problem(rng):
@@ -84,6 +93,15 @@ def print_table(study, exact_mu, exact_logvar):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args):
+    r"""The demo, once its arguments are parsed: checks before the work, then the work."""
+    check_out_dir(args.out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
     hp = dict(SAMPLE_COUNTS=SAMPLE_COUNTS, N_REPLICATES=N_REPLICATES)
     if args.quick:
         hp.update(QUICK)
@@ -98,8 +116,6 @@ def main(argv=None):
     exact_mu, exact_logvar = (g[0] for g in lg.expected_log_likelihood_grad(x, mu, logvar, W, b,
                                                                               SIGMA))
     print_table(study, exact_mu, exact_logvar)
-    plot_gradient_variance(study, exact_mu, exact_logvar,
-                           os.path.join(args.out_dir, "reparam_vs_score.png"))
     result = {"threads": thread_choice(), "exact_mu": exact_mu.tolist(),
               "exact_logvar": exact_logvar.tolist(),
               "sample_counts": list(study["sample_counts"]), "baseline": study["baseline"]}
@@ -107,6 +123,9 @@ def main(argv=None):
         result[name] = {k: np.asarray(v).tolist() for k, v in study[name].items()}
     with atomic_write(os.path.join(args.out_dir, "reparam_vs_score.json"), "w") as fh:
         json.dump(result, fh, indent=1)
+    if figures:
+        plot_gradient_variance(study, exact_mu, exact_logvar,
+                               os.path.join(args.out_dir, "reparam_vs_score.png"))
     return result
 
 

@@ -80,16 +80,25 @@ def test_unscaled_pixels_in_a_data_file_are_one_line_with_the_fix(train_demo, tm
         train_demo.main(SMALL + ["--data", str(path), "--out-dir", str(tmp_path / "run")])
 
 
+def test_a_contradicting_flag_is_one_line(train_demo, tmp_path):
+    with pytest.raises(SystemExit, match="^vae-numpy train: error: --momentum applies to "
+                                         "--optimizer sgd only"):
+        train_demo.main(SMALL + ["--momentum", "0.5", "--out-dir", str(tmp_path)])
+
+
 @pytest.mark.parametrize("flags, message", [
-    (["--momentum", "0.5"], "--momentum applies to --optimizer sgd only"),
-    (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
-    (["--free-bits", "-1"], "free_bits must be >= 0"),
-    (["--beta", "inf"], "VAEConfig.beta must be a finite number, got inf"),
-    (["--lr", "-1"], "Adam needs lr > 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
+    (["--free-bits", "-1"], "argument --free-bits: must be a finite number >= 0, got '-1'"),
+    (["--beta", "inf"], "argument --beta: must be a finite number >= 0, got 'inf'"),
+    (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),
 ])
-def test_a_bad_flag_is_one_line(train_demo, tmp_path, flags, message):
-    with pytest.raises(SystemExit, match=f"^vae-numpy train: error: .*{message}"):
+def test_a_bad_flag_value_is_a_one_line_usage_error(train_demo, tmp_path, capsys, flags,
+                                                     message):
+    with pytest.raises(SystemExit) as stop:
         train_demo.main(SMALL + flags + ["--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"vae-numpy train: error: {message}")
 
 
 @pytest.mark.figures  # the run writes its figures
@@ -180,11 +189,13 @@ def test_evaluate_with_a_missing_or_corrupt_checkpoint_is_one_line(eval_demo, tm
 
 
 @pytest.mark.figures  # the run writes its figures
-def test_evaluate_with_k_0_is_one_line(eval_demo, run_dir):
-    with pytest.raises(SystemExit,
-                       match=r"^vae-numpy evaluate: error: k must be a positive integer"):
+def test_evaluate_with_k_0_is_a_usage_error_before_any_work(eval_demo, run_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
         eval_demo.main([str(run_dir / "checkpoint.npz"), "--k", "0", "--n", "10",
                         "--out-dir", str(run_dir / "eval")])
+    assert stop.value.code == 2 and not (run_dir / "eval").exists()
+    assert capsys.readouterr().err.startswith("vae-numpy evaluate: error: argument --k: must "
+                                              "be an integer >= 1, got '0'")
 
 
 @pytest.mark.figures  # the run writes its figures

@@ -68,8 +68,9 @@ def test_an_interrupted_run_resumes_to_the_same_model(demo, tmp_path, monkeypatc
 
     monkeypatch.setattr(demo, "save_checkpoint", save_then_stop)
     out = tmp_path / "stopped"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stop:
         demo.main(SMALL + ["--row", row, "--out-dir", str(out)])
+    assert stop.value.code == 130   # Ctrl-C: 128 + SIGINT, after one line saying what to do
     monkeypatch.setattr(demo, "save_checkpoint", real_save)
     assert len(load_checkpoint(out / "checkpoint.npz").history) == 3
     resumed = demo.main(["--resume", "--out-dir", str(out)])
@@ -83,19 +84,24 @@ def test_an_interrupted_run_resumes_to_the_same_model(demo, tmp_path, monkeypatc
 
 def test_resume_refuses_a_flag_that_would_change_the_run(demo, tmp_path):
     demo.main(SMALL + ["--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="lr-scale 2.0 conflicts with the checkpoint.s 3.0"):
+    with pytest.raises(SystemExit, match=r"would change it: --lr-scale 2.0 \(the checkpoint "
+                                         r"has 3.0\)"):
         demo.main(["--resume", "--lr-scale", "2", "--out-dir", str(tmp_path)])
 
 
-def test_publish_copies_the_results_and_rebuilds_the_docs_table(demo, tmp_path):
+def test_publish_copies_the_results_and_adds_the_row_to_the_docs_table(demo, tmp_path):
     page = tmp_path / "reproduction.md"
-    page.write_text("# Reproduction\n\n<!-- table:begin -->\nold\n<!-- table:end -->\n\nnotes\n")
+    other = "| iwae5 (k = 5) | 85.54 | another row, published before |"
+    page.write_text(f"# Reproduction\n\n<!-- table:begin -->\n{other}\n<!-- table:end -->\n"
+                    "\nnotes\n")
     target = tmp_path / "results" / "vae"
     demo.main(SMALL + ["--out-dir", str(tmp_path / "run"), "--publish", str(target),
                        "--docs-page", str(page)])
-    assert {"checkpoint.npz", "metrics.json", "reproduction.md"} <= {p.name for p in target.iterdir()}
-    text = page.read_text()
-    assert "old" not in text and "| vae (k = 1) | 86.76 (19) |" in text and text.endswith("notes\n")
+    assert {"checkpoint.npz", "metrics.json", "reproduction.md"} <= {p.name for p in
+                                                                      target.iterdir()}
+    lines = page.read_text().splitlines()
+    assert lines[lines.index(other) + 1].startswith("| vae (k = 1) | 86.76 (19) |")
+    assert lines[-1] == "notes" and lines[3].startswith("| row |")   # the header was added
     assert json.loads((target / "metrics.json").read_text())["row"] == "vae"
 
 
@@ -119,7 +125,8 @@ def test_estimator_and_step_flags_are_recorded_and_a_resume_keeps_the_estimator(
     assert {r["estimator"] for r in metrics["history"]} == {"iwae"}
     ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
     assert ckpt.extra["estimator"] == "iwae" and ckpt.history[-1]["estimator"] == "iwae"
-    with pytest.raises(SystemExit, match="--estimator stl conflicts with the checkpoint's 'iwae'"):
+    with pytest.raises(SystemExit, match=r"would change it: --estimator stl \(the checkpoint "
+                                         r"has 'iwae'\)"):
         demo.main(["--resume", "--estimator", "stl", "--out-dir", str(tmp_path)])
     # --step is not part of the run: a resumed run may take the other one
     resumed = demo.main(["--resume", "--step", "default", "--budget-steps", "10",

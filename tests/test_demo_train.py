@@ -84,9 +84,11 @@ def test_gaussian_likelihood_on_an_npz_file(demo, tmp_path):
         assert_png(out / name)
 
 
-def test_bad_hidden_flag(demo, tmp_path):
-    with pytest.raises(SystemExit, match="--hidden must be comma-separated"):
+def test_bad_hidden_flag(demo, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
         demo.main(["--quick", "--hidden", "400x", "--out-dir", str(tmp_path)])
+    assert stop.value.code == 2   # a usage error, before any work
+    assert "argument --hidden: must be comma-separated" in capsys.readouterr().err
 
 
 @pytest.mark.figures

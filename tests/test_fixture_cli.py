@@ -56,8 +56,10 @@ def test_bad_flags_exit_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fixture", "--out", str(tmp_path / "a.npz"), "--likelihood", "poisson"])
     assert exc.value.code == 2
-    assert main(["fixture", "--out", str(tmp_path / "a.npz"), "--beta", "-1"]) == 2
-    assert "beta" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:   # a value out of range: a usage error, like a choice
+        main(["fixture", "--out", str(tmp_path / "a.npz"), "--beta", "-1"])
+    assert exc.value.code == 2
+    assert "argument --beta: must be a finite number >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_compare_exit_codes(tmp_path, capsys):

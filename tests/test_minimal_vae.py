@@ -141,3 +141,16 @@ def test_data_outside_the_unit_interval_is_a_clear_error(demo, tmp_path):
     np.savez(tmp_path / "two.npz", a=np.zeros((2, 2)), b=np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"x_train or a single array"):
         demo.load_data(tmp_path / "two.npz")
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--batch-size", "0"], "--batch-size"), (["--hidden", "0"], "--hidden"),
+    (["--latent", "-1"], "--latent"), (["--seed", "-1"], "--seed"),
+    (["--epochs", "two"], "--epochs"), (["--data", "missing.npz"], "missing.npz")])
+def test_bad_flags_are_one_line_usage_errors(demo, argv, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ": error: " in last and names in last, last

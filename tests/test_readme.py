@@ -110,12 +110,15 @@ def test_the_thread_example_gives_numpy_one_thread(tmp_path):
     assert done.stdout.strip() == "1"
 
 
-def test_the_demo_command_runs_with_quick(tmp_path):
+def test_the_demo_command_runs_with_quick_and_again(tmp_path):
     (_, code, _), = of_kind("demo-command")
     (demo,) = commands(code)
     assert demo[:2] == ["python", "demos/train_mnist.py"], demo
     run(demo + ["--quick"], tmp_path)
-    assert (tmp_path / "runs" / "demo" / "metrics.json").is_file()
+    first = (tmp_path / "runs" / "train_mnist" / "checkpoint.npz").read_bytes()
+    run(demo + ["--quick", "--seed", "1"], tmp_path)   # run again: a directory of its own
+    assert (tmp_path / "runs" / "train_mnist" / "checkpoint.npz").read_bytes() == first
+    assert (tmp_path / "runs" / "train_mnist-2" / "metrics.json").is_file()
 
 
 def test_the_test_command_is_this_suite():

@@ -136,13 +136,14 @@ def test_a_bad_thread_count_is_a_usage_error(capsys):
 @pytest.mark.parametrize("command", [["-m", "vae_numpy", "train"], ["demos/train_mnist.py"]])
 def test_the_run_header_and_metrics_say_the_thread_count(command, tmp_path):
     argv = [sys.executable, *command, "--quick", "--epochs", "1", "--n-train", "300",
-            "--n-test", "100", "--out-dir", str(tmp_path)]
+            "--n-test", "100"]
     for extra, threads_, source in (([], 1, "default"), (["--threads", "2"], 2, "--threads")):
-        done = subprocess.run(argv + extra, env=clean_environment(), capture_output=True,
-                              text=True, timeout=300, cwd=ROOT)
+        out = tmp_path / str(threads_)   # a run of its own (a run never replaces another)
+        done = subprocess.run(argv + extra + ["--out-dir", str(out)], env=clean_environment(),
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert f"threads: {threads_} ({source}; --threads N to change)" in done.stderr
-        metrics = json.loads((tmp_path / "metrics.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["threads"]["threads"] == threads_
         assert metrics["threads"]["source"] == source
 

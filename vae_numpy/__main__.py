@@ -19,24 +19,16 @@ Every command runs on one BLAS thread unless given ``--threads N`` or the thread
 of the package inside the functions that need it, after :func:`main` has set them.
 """
 import argparse
+import math
 import os
 import sys
 
 from ._version import __version__
+from .commands.flags import (NONNEGATIVE_INT, NONNEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
+                             CommandParser, widths)
+from .commands.preflight import check_memory, check_out_dir
+from .commands.run import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, CommandError, end_open_line
 from .commands.threads import add_threads_flag, set_thread_default
-
-
-def widths(text):
-    r"""``"8,6"`` -> (8, 6); ``""`` or ``"none"`` -> () (no hidden layer)."""
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden widths must be comma-separated integers like 8,6 (or '' for none), "
-            f"got {text!r}") from None
 
 
 # Commands with their own parser (vae_numpy/commands/<name>.py): everything after the name is
@@ -64,8 +56,8 @@ def build_parser():
     from .layers import ACTIVATIONS
     from .likelihoods import LIKELIHOODS
     from .model import DTYPES, REDUCTIONS
-    parser = argparse.ArgumentParser(prog="python -m vae_numpy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog="python -m vae_numpy", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vae_numpy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in SCRIPT_COMMANDS.items():   # listed here; main() hands them their argv
@@ -74,27 +66,27 @@ def build_parser():
 
     fx = commands.add_parser("fixture", help="write a test case (.npz) for another framework")
     fx.add_argument("--out", required=True, help="path of the .npz to write")
-    fx.add_argument("--input-dim", type=int, default=12, help="D (default 12)")
+    fx.add_argument("--input-dim", type=POSITIVE_INT, default=12, help="D (default 12)")
     fx.add_argument("--encoder-hidden", type=widths, default=(8,),
                     help="comma-separated widths, '' for none (default 8)")
     fx.add_argument("--decoder-hidden", type=widths, default=(8,),
                     help="comma-separated widths, '' for none (default 8)")
-    fx.add_argument("--latent", type=int, default=3, help="J (default 3)")
+    fx.add_argument("--latent", type=POSITIVE_INT, default=3, help="J (default 3)")
     fx.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     fx.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
-    fx.add_argument("--sigma", type=float, default=1.0, help="fixed std of 'gaussian'")
-    fx.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
-    fx.add_argument("--rec-weight", type=float, default=1.0,
+    fx.add_argument("--sigma", type=POSITIVE_REAL, default=1.0, help="fixed std of 'gaussian'")
+    fx.add_argument("--beta", type=NONNEGATIVE_REAL, default=1.0, help="KL weight (default 1)")
+    fx.add_argument("--rec-weight", type=NONNEGATIVE_REAL, default=1.0,
                     help="reconstruction weight (default 1; 0 is the KL-only objective)")
     fx.add_argument("--reduction", choices=REDUCTIONS, default="mean",
                     help="over the batch (default mean; pytorch/examples uses sum)")
-    fx.add_argument("--batch", type=int, default=4, help="B (default 4)")
-    fx.add_argument("--seed", type=int, default=0)
+    fx.add_argument("--batch", type=POSITIVE_INT, default=4, help="B (default 4)")
+    fx.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     fx.add_argument("--dtype", choices=DTYPES, default="float64")
     fx.add_argument("--objective", choices=OBJECTIVES, default="vae",
                     help="vae: the -ELBO (default); iwae: the importance-weighted bound -L_K, "
                          "with the encoder's gradient under the estimators iwae, stl and dreg")
-    fx.add_argument("--k", type=int, default=None,
+    fx.add_argument("--k", type=POSITIVE_INT, default=None,
                     help=f"K, importance samples of an IWAE fixture (default {IWAE_K})")
     add_threads_flag(fx)
 
@@ -122,6 +114,17 @@ EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}  # crosscheck's PASS, FAIL,
 IWAE_K = 5     # the importance samples of an IWAE fixture unless --k says otherwise
 
 
+def fixture_bytes(cfg, batch):
+    r"""About the memory make_fixture takes: the parameters and their gradients (and a copy of
+    each in the file being written, 4 in all), and about 10 arrays of (B, width) per layer."""
+    import numpy as np
+    from .model import param_shapes
+    n_params = sum(math.prod(shape) for shape in param_shapes(cfg).values())
+    widths = 2 * cfg.input_dim + sum(cfg.encoder_hidden) + sum(cfg.decoder_hidden) \
+        + 3 * cfg.latent_dim
+    return np.dtype(cfg.dtype).itemsize * (4 * n_params + 10 * batch * widths)
+
+
 def run_fixture(args):
     from .crosscheck import make_fixture, write_fixture
     from .model import VAEConfig
@@ -133,6 +136,12 @@ def run_fixture(args):
         raise ValueError(f"--k {args.k} is the number of importance samples of an IWAE "
                          "fixture: add --objective iwae (a VAE fixture has one sample)")
     k = args.k if args.k is not None or args.objective == "vae" else IWAE_K
+    check_out_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
+    samples = args.batch * (k or 1)   # the decoder's rows: B, or K * B for the IWAE bound
+    check_memory(fixture_bytes(cfg, samples), f"a fixture with D = {cfg.input_dim}, hidden "
+                 f"widths {cfg.encoder_hidden} and {cfg.decoder_hidden}, J = {cfg.latent_dim}, "
+                 f"B = {args.batch}" + (f", K = {k}" if k else ""),
+                 "lower --input-dim, the hidden widths, --latent, --batch or --k")
     fixture = make_fixture(cfg, args.batch, args.seed, reduction=args.reduction,
                            objective=args.objective, k=k)
     path = write_fixture(args.out, fixture)
@@ -174,9 +183,15 @@ def main(argv=None):
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return args.exit_code
-    except (ValueError, TypeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        end_open_line()
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CommandError, *USER_ERRORS) as err:   # files, values: one line, the usage status
+        end_open_line()
+        message = " ".join((str(err) or type(err).__name__).split())
+        print(f"python -m vae_numpy {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimens
 
 (``vae-numpy evaluate`` is the same command; so is ``python demos/evaluate.py`` in a clone.)
 """
-import argparse
 import json
 import os
 import sys
@@ -25,9 +24,12 @@ import numpy as np
 from ..data import binarize_test_set, load_dataset
 from ..evaluate import evaluate_model
 from ..figures.diagnostic_plots import plot_kl_per_dimension
-from ..files.atomic import atomic_write
+from ..files.atomic import atomic_write, remove_stale_temp_files
 from ..files.checkpoint import load_checkpoint
-from .flags import parse_with_quick
+from .flags import (NONNEGATIVE_INT, POSITIVE_INT, CommandParser, given_flags, invocation,
+                    parse_with_quick)
+from .preflight import NO_MATPLOTLIB, check_memory, check_out_dir, claim_out_dir, have_matplotlib
+from .run import CommandError, run_command
 from .threads import add_threads_flag, describe, thread_choice
 # The synthetic test-set size `train` uses when its --n-test is not given; the synthetic
 # digits depend on the size drawn, so the same size must be drawn here.
@@ -41,26 +43,39 @@ N = 2000            # first N test images
 BATCH_SIZE = 100    # examples per chunk of the IW estimate
 CHUNK_SIZE = 50     # importance samples per chunk: memory ~ CHUNK_SIZE x BATCH_SIZE x D floats
 QUICK = dict(k=20, n=100)
+OUT_DIR = "runs/evaluate"
+OUTPUTS = ("evaluation.json", "kl_per_dimension.png")
+# Memory of an importance-sampling chunk: about CHUNK_ARRAYS arrays of (chunk, batch, D)
+# (the decoder's logits, their likelihood terms, temporaries).
+CHUNK_ARRAYS = 4
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+def build_parser():
+    parser = CommandParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="checkpoint.npz written by vae-numpy train")
     parser.add_argument("--data", default=None,
                         help="the data the model was trained on (path or 'synthetic'); "
                              "default: the one recorded in the checkpoint")
-    parser.add_argument("--k", type=int, default=K, help="importance samples per example")
-    parser.add_argument("--n", type=int, default=N, help="evaluate the first N test images")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    parser.add_argument("--k", type=POSITIVE_INT, default=K, help="importance samples per example")
+    parser.add_argument("--n", type=POSITIVE_INT, default=N,
+                        help="evaluate the first N test images")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=BATCH_SIZE)
+    parser.add_argument("--chunk-size", type=POSITIVE_INT, default=CHUNK_SIZE)
     parser.add_argument("--bits-per-dim", action="store_true", help="also report bits/dim")
-    parser.add_argument("--out-dir", default="runs/evaluate")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default=OUT_DIR,
+                        help="where evaluation.json and the figure go; the default directory, "
+                             f"when it holds an earlier evaluation, becomes {OUT_DIR}-2, -3, ...")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier evaluation in --out-dir")
+    parser.add_argument("--seed", type=NONNEGATIVE_INT, default=0)
     parser.add_argument("--quick", action="store_true",
                         help=f"a few seconds: defaults {QUICK} unless given")
     add_threads_flag(parser)
-    args = parse_with_quick(parser, argv, QUICK)
-    return args
+    return parser
+
+
+def parse_args(argv):
+    return parse_with_quick(build_parser(), argv, QUICK)
 
 
 def log(message):
@@ -101,23 +116,43 @@ def test_set_treatment(train_binarize):
 
 
 def fail(message):
-    r"""End the command with one line on stderr and exit status 1 (no traceback); the library
-    raises, the command line turns what a user can act on into this line."""
-    raise SystemExit(f"{PROG}: error: {message}")
+    r"""Stop the command: one line on stderr, exit status 1 (run_command)."""
+    raise CommandError(message)
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    try:
-        return run(args)
-    except (OSError, ValueError, FloatingPointError) as err:   # files, data, flags, a bad model
-        fail(str(err))
+    return run_command(PROG, lambda: run(args, given_flags(build_parser, argv), argv))
 
 
-def run(args):
-    os.makedirs(args.out_dir, exist_ok=True)
+def check_args(args, given, argv):
+    r"""Before the work: the checkpoint exists, the out-dir can be written and holds no earlier
+    evaluation (unless --overwrite; the default out-dir becomes a numbered one), matplotlib is
+    there for the figure (or the command says it writes none). The chunks' memory is checked
+    once the checkpoint is read (it gives D)."""
+    if not os.path.isfile(args.checkpoint):
+        fail(f"no checkpoint at {args.checkpoint}: the file does not exist (vae-numpy train "
+             "writes it as <out-dir>/checkpoint.npz)")
+    check_out_dir(args.out_dir)
+    args.out_dir = claim_out_dir(args.out_dir, OUTPUTS, overwrite=args.overwrite,
+                                 default="out_dir" not in given,
+                                 prefix=invocation(PROG.split()), argv=argv, resume_argv=None,
+                                 log=log)
+    if not have_matplotlib():
+        log(NO_MATPLOTLIB)
+
+
+def run(args, given, argv):
+    check_args(args, given, argv)
     ckpt = load_checkpoint(args.checkpoint)
+    chunk, batch = min(args.chunk_size, args.k), min(args.batch_size, args.n)
+    check_memory(CHUNK_ARRAYS * np.dtype(ckpt.config.dtype).itemsize * chunk * batch
+                 * ckpt.config.input_dim, f"an importance-sampling chunk of {chunk} samples x "
+                 f"{batch} images", "lower --chunk-size or --batch-size")
     x, source, binarize = test_images(ckpt, args.data, args.n)
+    os.makedirs(args.out_dir, exist_ok=True)
+    remove_stale_temp_files(args.out_dir, log)
     log(f"model {ckpt.config.to_json()}")
     threads = thread_choice()
     log(describe(threads))
@@ -132,9 +167,10 @@ def run(args):
                   seed=args.seed, config=ckpt.config.to_dict(), threads=threads)
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
-    plot_kl_per_dimension(result["kl_per_dimension"], result["posterior_mean_variance"],
-                          result["active_unit_threshold"],
-                          os.path.join(args.out_dir, "kl_per_dimension.png"))
+    if have_matplotlib():
+        plot_kl_per_dimension(result["kl_per_dimension"], result["posterior_mean_variance"],
+                              result["active_unit_threshold"],
+                              os.path.join(args.out_dir, "kl_per_dimension.png"))
     print(f"-log p(x) ~ -IW_{args.k} = {result['iw_nll']:.3f} +- {result['iw_nll_se']:.3f} nats "
           f"(N = {len(x)})")
     print(f"-ELBO = {result['neg_elbo']:.3f} +- {result['neg_elbo_se']:.3f} = rec "

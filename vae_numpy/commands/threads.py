@@ -112,3 +112,8 @@ def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"--threads takes a positive integer, got {text!r}")
     return int(text)
+
+
+# the rule, as vae_numpy.commands.flags.integer states it (tests/test_command_battery.py)
+_positive_int.kind, _positive_int.low, _positive_int.high, _positive_int.low_open = \
+    "integer", 1, None, False

@@ -116,6 +116,9 @@ def normalize_candidate(candidate, pytorch_layout=False, logvar_head="logvar"):
     """
     if logvar_head not in LOGVAR_HEADS:
         raise ValueError(f"logvar_head must be one of {LOGVAR_HEADS}, got {logvar_head!r}")
+    if not isinstance(candidate, Mapping):
+        raise TypeError(f"candidate must be a dict of arrays by fixture names (loss, "
+                        f"grad/<name>, ...), got {type(candidate).__name__}")
     flat = {}
     for key, value in candidate.items():
         if key == "grads":
@@ -127,14 +130,22 @@ def normalize_candidate(candidate, pytorch_layout=False, logvar_head="logvar"):
             flat.update(_flatten(value, f"{key}/"))
         else:
             flat[key] = value
-    flat = {k: to_numpy(v) for k, v in flat.items()}
+    flat = {str(k): _array(k, v) for k, v in flat.items()}
     if pytorch_layout:
         flat = {k: from_pytorch_layout(k, v) if k.startswith("grad/") else v
                 for k, v in flat.items()}
     if logvar_head == "log_sigma":
         scale = {"logvar": 2.0, "grad/enc.logvar.W": 0.5, "grad/enc.logvar.b": 0.5}
-        flat = {k: v * scale[k] if k in scale else v for k, v in flat.items()}
+        flat = {k: v * scale[k] if k in scale and v.dtype.kind in "iufc" else v
+                for k, v in flat.items()}
     return flat
+
+
+def _array(name, value):
+    try:
+        return to_numpy(value)
+    except (ValueError, TypeError) as err:   # ragged lists, objects numpy cannot take
+        raise ValueError(f"candidate[{name!r}] is not an array NumPy can read: {err}") from None
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -334,6 +345,16 @@ def _compare_one(name, a, b, tol, pytorch_layout, required):
                     "looks like (out, in): PyTorch layout? pass pytorch_layout=True")
         return Entry(name, a.shape, "shape", hint=hint or f"expected shape {b.shape}",
                      required=required)
+    if a.dtype.kind not in "biufc":
+        return Entry(name, b.shape, "FAIL", float("nan"), float("nan"),
+                     f"not numbers: the candidate's array has dtype {a.dtype}", required=required)
+    if a.dtype.kind == "c":   # a real loss has real gradients
+        imag = float(np.max(np.abs(a.imag), initial=0))
+        if imag != 0 or not np.all(np.isfinite(a.real)):
+            return Entry(name, b.shape, "FAIL", float("nan"), float("nan"),
+                         f"complex values with an imaginary part up to {imag:.3g}: a real loss "
+                         "has real gradients (a complex step or FFT left it?)", required=required)
+        a = a.real
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     if not np.all(np.isfinite(a64)):
         n_nan, n_inf = int(np.isnan(a64).sum()), int(np.isinf(a64).sum())
@@ -508,10 +529,11 @@ def diagnose(fixture, flat, report, estimator=None):
     cfg, reduction = fixture_config(fixture)
     read = FORWARD_KEYS + HEAD_GRADS  # the encoder heads' gradients tell the noise used
     status = {e.name: e.status for e in report.entries if e.name in read}
+    # a tensor of the wrong shape, not real numbers or with NaN cannot match a prediction;
+    # treat it as unknown
+    usable = {k: v for k, v in flat.items() if k in read and status.get(k) != "shape"
+              and v.dtype.kind in "biuf" and np.all(np.isfinite(v))}
     status = {k: ("FAIL" if v == "shape" else v) for k, v in status.items()}
-    # a tensor of the wrong shape or with NaN cannot match a prediction; treat it as unknown
-    usable = {k: v for k, v in flat.items() if k in read and np.all(np.isfinite(
-        np.asarray(v, dtype=np.float64)))}
     status = {k: (v if v != "FAIL" or k in usable else "missing") for k, v in status.items()}
     return find_causes(cfg, reduction, fixture_params(fixture), fixture["x"], fixture["eps"],
                        usable, status, report.dtype)

@@ -38,6 +38,7 @@ candidate's encoder gradients with ``grad_stl/`` or ``grad_dreg/``.
 """
 import json
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -151,8 +152,25 @@ def _config_json(cfg, reduction, objective="vae", k=None):
 
 
 def fixture_config(fixture):
-    r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry."""
-    d = json.loads(str(fixture["config"]))
+    r"""The fixture's ``(VAEConfig, reduction)``, parsed from its ``config`` entry.
+
+    Raises TypeError for a fixture that is not a dict, ValueError naming what is wrong with
+    its ``config`` entry (missing, not JSON, no reduction, not a valid VAEConfig).
+    """
+    if not isinstance(fixture, Mapping):
+        raise TypeError(f"a fixture is a dict of arrays (make_fixture, read_fixture), got "
+                        f"{type(fixture).__name__}")
+    if "config" not in fixture:
+        raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
+                         "`python -m vae_numpy fixture --out case.npz`")
+    try:
+        d = json.loads(str(fixture["config"]))
+    except ValueError as err:
+        raise ValueError(f"the fixture's 'config' entry is not JSON: {err}") from None
+    if not isinstance(d, dict) or d.get("reduction") not in REDUCTIONS:
+        raise ValueError(f"the fixture's 'config' entry must be a JSON object with a "
+                         f"'reduction' in {list(REDUCTIONS)} and the VAEConfig fields, got "
+                         f"{str(fixture['config'])[:80]!r}")
     reduction = d.pop("reduction")
     for key in ("vae_numpy_version", "objective", "k"):
         d.pop(key, None)
@@ -169,6 +187,9 @@ def fixture_objective(fixture):
 def fixture_params(fixture):
     r"""``{name: array}`` of the parameters (W as (in, out)), in vae_numpy's order."""
     cfg, _ = fixture_config(fixture)
+    missing = [f"param/{k}" for k in param_shapes(cfg) if f"param/{k}" not in fixture]
+    if missing:
+        raise ValueError(f"fixture is missing entries {missing[:4]} that its config needs")
     return {k: fixture[f"param/{k}"] for k in param_shapes(cfg)}
 
 
@@ -195,14 +216,11 @@ def expected_shapes(cfg, batch, objective="vae", k=None):
 
 def validate_fixture(fixture):
     r"""Raise ValueError naming any entry that is missing, has the wrong shape, or is not finite."""
-    if "config" not in fixture:
-        raise ValueError("not a vae_numpy fixture: no 'config' entry; make one with "
-                         "`python -m vae_numpy fixture --out case.npz`")
     cfg, _ = fixture_config(fixture)
     objective, k = fixture_objective(fixture)
     check_objective(objective, k)
-    if "x" not in fixture:
-        raise ValueError("fixture has no 'x' entry")
+    if "x" not in fixture or np.ndim(fixture["x"]) != 2:
+        raise ValueError("fixture has no 'x' entry of shape (B, D)")
     expected = expected_shapes(cfg, np.shape(fixture["x"])[0], objective, k)
     optional = OPTIONAL_FIXTURE_KEYS if objective == "vae" else ()
     missing = [k for k in expected if k not in fixture and k not in optional]

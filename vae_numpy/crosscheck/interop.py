@@ -64,11 +64,21 @@ def _warn_if_unused(calls, draw):
 
 def _params(source):
     r"""``{name: array}`` from a fixture (it has a ``config``) or a params dict as it is."""
+    if not isinstance(source, Mapping):
+        raise TypeError(f"fixture must be a fixture dict or {{vae_numpy name: array}}, got "
+                        f"{type(source).__name__}")
     return fixture_params(source) if "config" in source else dict(source)
 
 
 def _layer_prefixes(params):
     return list(dict.fromkeys(k.rsplit(".", 1)[0] for k in params))
+
+
+def _check_names_type(names):
+    if not isinstance(names, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in names.items()):
+        raise TypeError(f"names must be a dict {{model layer: vae_numpy prefix}} of strings, "
+                        f"e.g. {PYTORCH_EXAMPLES_NAMES}; got {names!r}")
 
 
 def check_names(names, params):
@@ -77,6 +87,7 @@ def check_names(names, params):
     names : ``{model layer: vae_numpy prefix}``, e.g. ``{"fc1": "enc.0", ...}``
     params : ``{vae_numpy name: array}`` (the fixture's parameters)
     """
+    _check_names_type(names)
     prefixes = _layer_prefixes(params)
     targets = list(names.values())
     unknown = [p for p in targets if p not in prefixes]
@@ -255,6 +266,7 @@ def tree_grads(tree, names=None, weight="kernel", bias="bias", root="params"):
     :func:`tree_params`' tree); with or without the top ``root`` level. Kernels are (in, out)
     already: no transpose."""
     names = FLAX_EXAMPLES_NAMES if names is None else names
+    _check_names_type(names)
     if root is not None and isinstance(tree, Mapping) and root in tree:
         tree = tree[root]
     grads = {}
@@ -267,6 +279,11 @@ def tree_grads(tree, names=None, weight="kernel", bias="bias", root="params"):
                 raise ValueError(f"the gradient tree has no {part!r} under {where} (looking "
                                  f"for {path!r}); it has {have}")
             node = node[part]
+        for leaf in (weight, bias):
+            if not isinstance(node, Mapping) or leaf not in node:
+                have = sorted(node) if isinstance(node, Mapping) else type(node).__name__
+                raise ValueError(f"the gradient tree has no {leaf!r} under {path!r} (pass "
+                                 f"weight= and bias= with its leaf names); it has {have}")
         grads[prefix + ".W"] = to_numpy(node[weight])
         grads[prefix + ".b"] = to_numpy(node[bias])
     return grads

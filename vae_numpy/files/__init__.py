@@ -4,6 +4,7 @@ r"""Files and errors: atomic writes, checkpoints, the error types, and the argum
     errors      FileFormatError, MissingArrayError, NonFiniteError (ValueErrors naming the file)
     checks      the checks of numbers and arrays that model, train and evaluate share
     checkpoint  save_checkpoint / load_checkpoint: params, optimizer state, RNG, history
+    publish     a run's line in a Markdown table, and copies of what publishing replaces
 
 Only the leaf modules (atomic, errors) are imported here: model imports files.checks, and
 checkpoint imports model, so importing checkpoint here would make a cycle. Import it as

@@ -274,20 +274,63 @@ def _params(z, cfg, path):
     return params
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_history(history, path):
+    r"""What a resumed run reads from the history: one object per epoch, in order, each with
+    ``epoch`` (1, 2, ...) and ``steps`` (an integer >= 0 that never decreases), and every
+    number in it finite."""
+    steps = 0
+    for i, record in enumerate(history):
+        where = f"entry 'history_json', record {i}"
+        if not isinstance(record, dict):
+            raise FileFormatError(path, f"{where} is {type(record).__name__}: the history "
+                                        "must be a list of per-epoch objects")
+        if record.get("epoch") != i + 1 or not _is_int(record["epoch"]):
+            raise FileFormatError(path, f"{where} has epoch {record.get('epoch')!r}; the records "
+                                        f"count the epochs 1, 2, ... (expected {i + 1})")
+        if not _is_int(record.get("steps")) or record["steps"] < steps:
+            raise FileFormatError(path, f"{where} has steps {record.get('steps')!r}; expected "
+                                        f"the optimizer steps so far, an integer >= {steps}")
+        steps = record["steps"]
+        bad = {k: v for k, v in record.items() if isinstance(v, (int, float))
+               and not isinstance(v, bool) and not _finite_number(v)}
+        if bad:
+            raise FileFormatError(path, f"{where} holds numbers that are not finite: {bad}")
+    return history
+
+
+def _check_extra(extra, path):
+    r"""The entries of ``extra`` the commands read: ``args`` (their flags) an object and
+    ``command`` a list of strings, when present; anything else is the caller's."""
+    if "args" in extra and not isinstance(extra["args"], dict):
+        raise FileFormatError(path, f"entry 'extra_json' has args {extra['args']!r}; the "
+                                    "recorded flags of a run are an object {name: value}")
+    command = extra.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(w, str) for w in command):
+        raise FileFormatError(path, f"entry 'extra_json' has command {command!r}; the command "
+                                    "that wrote the file is a list of strings")
+    return extra
+
+
 def load_checkpoint(path):
     r"""Read a file written by :func:`save_checkpoint`; returns a :class:`Checkpoint`.
 
     Everything is validated before it is returned, so a checkpoint that loads also resumes:
-    the format entries, each JSON entry (config, optimizer, rng, history, extra), the params
+    the format entries, each JSON entry (config, optimizer, rng, history, extra: see
+    ``_check_history`` and ``_check_extra`` for what a resume reads of the last two), the params
     against the config (names, shapes, dtype) and finite, the optimizer state against the
     optimizer (the entries ``optimizer.init(params)`` makes, same shapes and dtypes, finite).
 
     Raises
     ------
     FileNotFoundError (an OSError) for a missing file;
-    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file and the problem) for everything about the content: not an
-    .npz, not a checkpoint, a newer format, bad JSON, params that do not fit the config, NaN or
-    inf values, a broken optimizer or rng state (see docs/files.md for the reader contract).
+    :class:`vae_numpy.files.errors.FileFormatError` (a ValueError naming the file and the
+    problem) for everything about the content: not an .npz, not a checkpoint, a newer format,
+    bad JSON, params that do not fit the config, NaN or inf values, a broken optimizer or rng
+    state, a history or extra a resume could not use (see docs/files.md for the reader contract).
     """
     z = _read_arrays(path)
     path = Path(path)
@@ -297,12 +340,10 @@ def load_checkpoint(path):
     optimizer = _restore_optimizer(json_entry(z, "optimizer_json", path, (dict, type(None))),
                                    path)
     opt_state = {k[len("opt/"):]: v for k, v in z.items() if k.startswith("opt/")} or None
-    history = json_entry(z, "history_json", path, list)
-    if not all(isinstance(r, dict) for r in history):
-        raise FileFormatError(path, "entry 'history_json' must be a list of per-epoch objects")
+    history = _check_history(json_entry(z, "history_json", path, list), path)
+    extra = _check_extra(json_entry(z, "extra_json", path, dict), path)
     return Checkpoint(params=params, config=cfg,
                       optimizer_state=_check_optimizer_state(opt_state, optimizer, params, path),
                       optimizer=optimizer,
                       rng=_restore_rng(json_entry(z, "rng_json", path, (dict, type(None))), path),
-                      history=history, extra=json_entry(z, "extra_json", path, dict),
-                      version=version, path=path)
+                      history=history, extra=extra, version=version, path=path)
