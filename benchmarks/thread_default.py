@@ -67,7 +67,7 @@ def environment(way):
 
 def time_demo(way, demo_args, out_dir):
     r"""Wall seconds of one run of the demo, started the given way."""
-    argv = [sys.executable, str(DEMO), *demo_args, "--out-dir", str(out_dir)]
+    argv = [sys.executable, str(DEMO), *demo_args, "--out-dir", str(out_dir), "--overwrite"]
     start = time.perf_counter()
     done = subprocess.run(argv, env=environment(way), stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
