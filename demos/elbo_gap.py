@@ -24,8 +24,7 @@ if __name__ == "__main__":  # as a script: the thread default, before numpy is i
 import numpy as np  # noqa: E402
 
 from vae_numpy.commands.flags import NONNEGATIVE_INT, CommandParser  # noqa: E402
-from vae_numpy.commands.preflight import (NO_MATPLOTLIB, check_out_dir,  # noqa: E402
-                                          have_matplotlib)
+from vae_numpy.commands.preflight import check_out_dir_and_figures  # noqa: E402
 from vae_numpy.commands.run import run_command  # noqa: E402
 from vae_numpy import linear_gaussian as lg  # noqa: E402
 from vae_numpy.files.atomic import atomic_write  # noqa: E402
@@ -87,10 +86,7 @@ def main(argv=None):
 
 def run(args):
     r"""The demo, once its arguments are parsed: checks before the work, then the work."""
-    check_out_dir(args.out_dir)
-    figures = have_matplotlib()
-    if not figures:
-        print(NO_MATPLOTLIB, file=sys.stderr)
+    figures = check_out_dir_and_figures(args.out_dir)
     hp = dict(N_EXAMPLES=N_EXAMPLES, KS=KS, N_ELBO_SAMPLES=N_ELBO_SAMPLES)
     if args.quick:
         hp.update(QUICK)

@@ -7,6 +7,7 @@ after parsing (vae_numpy.commands.flags) and before any work.
 """
 import os
 import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -81,6 +82,16 @@ def have_matplotlib():
 
 NO_MATPLOTLIB = ("matplotlib is not installed: no figures this time (pip install matplotlib, "
                  "or pip install vae_numpy[demos])")
+
+
+def check_out_dir_and_figures(out_dir):
+    r"""A demo's checks before its work: ``out_dir`` can be written (:func:`check_out_dir`),
+    and whether figures can be drawn (one line on stderr when not). Returns that bool."""
+    check_out_dir(out_dir)
+    figures = have_matplotlib()
+    if not figures:
+        print(NO_MATPLOTLIB, file=sys.stderr)
+    return figures
 
 
 # --- out-dirs that hold an earlier run -------------------------------------------------------
