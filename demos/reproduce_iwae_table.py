@@ -335,7 +335,10 @@ def row_markdown(row, metrics):
     last = h[-1] if h else {}
     minutes = last.get("clock_seconds", 0.0) / 60
     au = f" ({PAPER_UNITS_UNCHECKED if paper_au is None else paper_au})"
-    return (f"| {row} (k = {k}) | {paper_nll:.2f}{au} | K = {ev['k']}, {ev['n_test']} images: "
+    label, paper = f"{row} (k = {k})", f"{paper_nll:.2f}{au}"
+    if metrics.get("estimator", "iwae") != "iwae":   # not in the paper: Tucker et al. 2019
+        label, paper = f"{label}, {metrics['estimator'].upper()} gradient", "none"
+    return (f"| {label} | {paper} | K = {ev['k']}, {ev['n_test']} images: "
             f"**{ev['iw_nll']:.2f}** +- "
             f"{ev['iw_nll_se']:.2f} ({ev['active_units']}) | {metrics['recipe']}, batch "
             f"{metrics['batch_size']}, {last.get('epoch', 0)} epochs, {minutes:.1f} min | "

@@ -177,6 +177,16 @@ def test_no_row_says_the_paper_does_not_report_active_units(demo):
         assert shown in rows[row]
 
 
+def test_a_row_trained_with_another_estimator_names_it_and_takes_no_paper_value(demo):
+    metrics = {"history": [], "evaluation": {"k": 5000, "n_test": 10, "iw_nll": 1.0,
+                                             "iw_nll_se": 0.1, "active_units": 3},
+               "machine": {"cpu": "c", "openblas_threads": 1}, "recipe": "budget",
+               "batch_size": 100}
+    assert demo.row_markdown("iwae5", metrics).startswith("| iwae5 (k = 5) | 85.54")
+    dreg = demo.row_markdown("iwae5", {**metrics, "estimator": "dreg"})
+    assert dreg.startswith("| iwae5 (k = 5), DREG gradient | none | K = 5000"), dreg
+
+
 def test_rebuild_docs_rewrites_a_stale_table(demo, tmp_path, monkeypatch):
     page = tmp_path / "reproduction.md"
     page.write_text("# R\n\n<!-- table:begin -->\nstale\n<!-- table:end -->\n")
