@@ -336,7 +336,7 @@ def row_markdown(row, metrics):
     minutes = last.get("clock_seconds", 0.0) / 60
     au = f" ({PAPER_UNITS_UNCHECKED if paper_au is None else paper_au})"
     label, paper = f"{row} (k = {k})", f"{paper_nll:.2f}{au}"
-    if metrics.get("estimator", "iwae") != "iwae":   # not in the paper: Tucker et al. 2019
+    if metrics.get("estimator") not in (None, "iwae"):   # not in the paper: Tucker et al. 2019
         label, paper = f"{label}, {metrics['estimator'].upper()} gradient", "none"
     return (f"| {label} | {paper} | K = {ev['k']}, {ev['n_test']} images: "
             f"**{ev['iw_nll']:.2f}** +- "
