@@ -63,7 +63,8 @@ import numpy as np  # noqa: E402
 import vae_numpy  # noqa: E402
 from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
 from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT,  # noqa: E402
-                                      POSITIVE_REAL, CommandParser, command_text,
+                                      POSITIVE_REAL, CommandParser, add_gradient_flags,
+                                      command_text,
                                       given_flags, parse_with_quick)
 from vae_numpy.commands.preflight import (NO_MATPLOTLIB,  # noqa: E402
                                           check_checkpoint_command, check_out_dir,
@@ -145,13 +146,7 @@ def build_parser():
     p.add_argument("--budget-steps", type=POSITIVE_INT, default=None, help="a step budget instead")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=None,
                    help="default: the recipe's (paper 20, budget 100)")
-    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
-                   help="the IWAE rows' encoder gradient: iwae (the gradient of L_K, the "
-                        "default), stl (sticking the landing) or dreg (doubly reparameterized); "
-                        "kept in the checkpoint, so --resume continues with it")
-    p.add_argument("--step", choices=STEPS, default="default",
-                   help="readable: train with loss_and_grads / vae_numpy.iwae's step "
-                        "themselves; no faster copy remains, so default runs the same")
+    add_gradient_flags(p, ESTIMATORS, STEPS)
     p.add_argument("--adam-eps", type=POSITIVE_REAL, default=ADAM["eps"])
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=NONNEGATIVE_INT, default=SEED)

@@ -16,24 +16,9 @@ from vae_numpy.gaussian import log_normal_diag, log_standard_normal
 from vae_numpy.gradcheck import TOLERANCE_FLOAT64, check_params, failures, rel_error
 from vae_numpy.likelihoods import LIKELIHOODS, get_likelihood
 
-D, J, B = 6, 3, 4  # small, so the finite-difference loop over every parameter is quick
+from test_iwae import B, D, J, make_case  # the IWAE gradient tests' small cases
 ESTIMATORS = ("iwae", "stl", "dreg")
 ENCODER = ("enc.",)  # parameter-name prefix of the encoder: the only gradients that differ
-
-
-def make_case(likelihood, activation, hidden, k, seed=0):
-    cfg = vn.VAEConfig(input_dim=D, latent_dim=J, encoder_hidden=hidden,
-                       decoder_hidden=hidden[::-1], activation=activation,
-                       likelihood=likelihood, sigma=0.8)
-    rng = np.random.default_rng(seed)
-    params = vn.init_params(cfg, rng)
-    if likelihood == "bernoulli":
-        x = (rng.random((B, D)) < 0.5).astype(float)
-    elif likelihood == "continuous_bernoulli":
-        x = rng.random((B, D))
-    else:
-        x = rng.standard_normal((B, D))
-    return cfg, params, x, rng.standard_normal((k, B, J))
 
 
 def is_encoder(name):

@@ -106,6 +106,21 @@ NONNEGATIVE_REAL = real(low=0)              # weights, free bits, warm-up epochs
 FINITE_REAL = real()
 
 
+def add_gradient_flags(parser, estimators, steps):
+    r"""``--estimator`` and ``--step``, the same for every command that trains.
+
+    ``estimators`` and ``steps`` are vae_numpy.train's ESTIMATORS and STEPS (passed in: this
+    module imports no numpy, so a command can set its thread count first).
+    """
+    parser.add_argument("--estimator", choices=estimators, default=None,
+                        help="the IWAE objective's encoder gradient: iwae (the gradient of the "
+                             "bound; the default), stl (sticking the landing) or dreg (doubly "
+                             "reparameterized); kept in the checkpoint, --resume refuses another")
+    parser.add_argument("--step", choices=steps, default="default",
+                        help="readable: train with loss_and_grads (or vae_numpy.iwae's step) "
+                             "itself; no faster copy remains, so default runs the same functions")
+
+
 def given_flags(build_parser, argv):
     r"""The destinations of the flags given explicitly in ``argv`` (not left at a default).
 

@@ -42,8 +42,8 @@ from ..optim import OPTIMIZERS
 from ..schedule import Budget, burda_schedule
 from ..train import ESTIMATORS, STEPS, TrainState, format_record, init_output_bias, train
 from .flags import (FINITE_REAL, NONNEGATIVE_INT, NONNEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
-                    CommandParser, command_text, given_flags, invocation, parse_with_quick, real,
-                    widths, widths_text)
+                    CommandParser, add_gradient_flags, command_text, given_flags, invocation,
+                    parse_with_quick, real, widths, widths_text)
 from .preflight import (NO_MATPLOTLIB, check_checkpoint_command, check_memory, check_out_dir,
                         claim_out_dir, have_matplotlib)
 from .run import CommandError, run_command
@@ -153,13 +153,7 @@ def build_parser():
                         "with --k samples (Burda et al. 2016)")
     p.add_argument("--k", type=POSITIVE_INT, default=1,
                    help="importance samples per example (iwae)")
-    p.add_argument("--estimator", choices=ESTIMATORS, default=None,
-                   help="iwae only: the encoder's gradient estimator, iwae (the gradient of "
-                        "the bound; the default), stl (sticking the landing) or dreg (doubly "
-                        "reparameterized); kept in the checkpoint, --resume refuses another")
-    p.add_argument("--step", choices=STEPS, default="default",
-                   help="readable: train with loss_and_grads (or vae_numpy.iwae's step) "
-                        "itself; no faster copy remains, so default runs the same functions")
+    add_gradient_flags(p, ESTIMATORS, STEPS)
     p.add_argument("--adam-eps", type=POSITIVE_REAL, default=ADAM_EPS,
                    help="Adam's eps (torch's default; Burda et al. use 1e-4)")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="none",
