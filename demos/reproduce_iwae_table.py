@@ -38,8 +38,7 @@ binarized once (vae_numpy.data.binarize_test_set, seed 0), K = 5000. Recipes:
 ``--estimator stl`` or ``dreg`` trains an IWAE row with another gradient estimator for the
 encoder (sticking the landing, doubly reparameterized; vae_numpy.iwae); the loss and the decoder's
 gradient stay IWAE's. It is kept in the checkpoint, and ``--resume`` refuses another one.
-``--step readable`` trains with ``loss_and_grads`` / vae_numpy.iwae's step themselves; no faster
-copy remains, so the default step runs the same functions.
+``--step readable`` names the functions the default step runs too (no faster copy remains).
 
 ``--rates code`` takes the stage rates of the authors' code (1e-4 * round(10**(1 - i/7), 1));
 their code's Adam (beta1 0.99, second moment started at ones, eps outside the bias
@@ -64,8 +63,7 @@ import vae_numpy  # noqa: E402
 from vae_numpy import VAEConfig, init_params, sample  # noqa: E402
 from vae_numpy.commands.flags import (NONNEGATIVE_INT, POSITIVE_INT,  # noqa: E402
                                       POSITIVE_REAL, CommandParser, add_gradient_flags,
-                                      command_text,
-                                      given_flags, parse_with_quick)
+                                      command_text, given_flags, parse_with_quick)
 from vae_numpy.commands.preflight import (NO_MATPLOTLIB,  # noqa: E402
                                           check_checkpoint_command, check_out_dir,
                                           claim_out_dir, claim_results, have_matplotlib)
@@ -323,6 +321,9 @@ def evaluate(args, cfg, params, x_test):
             "test_binarize_seed": TEST_BINARIZE_SEED, "eval_seed": EVAL_SEED}
 
 
+ESTIMATOR_NAMES = {"stl": "STL", "dreg": "DReG"}   # as their papers spell them
+
+
 def row_markdown(row, metrics):
     r"""One line of the paper-vs-measured table."""
     _, k, paper_nll, paper_au = PAPER[row]
@@ -332,10 +333,13 @@ def row_markdown(row, metrics):
     au = f" ({PAPER_UNITS_UNCHECKED if paper_au is None else paper_au})"
     label, paper = f"{row} (k = {k})", f"{paper_nll:.2f}{au}"
     if metrics.get("estimator") not in (None, "iwae"):   # not in the paper: Tucker et al. 2019
-        label, paper = f"{label}, {metrics['estimator'].upper()} gradient", "none"
+        label, paper = f"{label}, {ESTIMATOR_NAMES[metrics['estimator']]} gradient", "none"
+    budget = metrics.get("budget") or {}
+    recipe = metrics["recipe"] + (f" of {int(budget['amount']):,} steps"
+                                  if budget.get("unit") == "steps" else "")
     return (f"| {label} | {paper} | K = {ev['k']}, {ev['n_test']} images: "
             f"**{ev['iw_nll']:.2f}** +- "
-            f"{ev['iw_nll_se']:.2f} ({ev['active_units']}) | {metrics['recipe']}, batch "
+            f"{ev['iw_nll_se']:.2f} ({ev['active_units']}) | {recipe}, batch "
             f"{metrics['batch_size']}, {last.get('epoch', 0)} epochs, {minutes:.1f} min | "
             f"{m['cpu']}, {m['openblas_threads']} BLAS thread(s) |")
 

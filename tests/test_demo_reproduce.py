@@ -183,8 +183,12 @@ def test_a_row_trained_with_another_estimator_names_it_and_takes_no_paper_value(
                "machine": {"cpu": "c", "openblas_threads": 1}, "recipe": "budget",
                "batch_size": 100}
     assert demo.row_markdown("iwae5", metrics).startswith("| iwae5 (k = 5) | 85.54")
-    dreg = demo.row_markdown("iwae5", {**metrics, "estimator": "dreg"})
-    assert dreg.startswith("| iwae5 (k = 5), DREG gradient | none | K = 5000"), dreg
+    dreg = demo.row_markdown("iwae5", {**metrics, "estimator": "dreg",
+                                       "budget": {"amount": 423663.0, "unit": "steps"}})
+    assert dreg.startswith("| iwae5 (k = 5), DReG gradient | none | K = 5000"), dreg
+    assert "| budget of 423,663 steps, batch 100," in dreg, dreg
+    stl = demo.row_markdown("iwae5", {**metrics, "estimator": "stl"})
+    assert stl.startswith("| iwae5 (k = 5), STL gradient | none |"), stl
 
 
 def test_rebuild_docs_rewrites_a_stale_table(demo, tmp_path, monkeypatch):
