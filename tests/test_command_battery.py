@@ -172,7 +172,7 @@ def test_a_bad_flag_value_is_one_line_and_exit_2(name, flags, out_dir, checkpoin
 RUNTIME_CASES = {
     "vae-numpy train": [["--data", "{missing}"], ["--hidden", HUGE], ["--n-train", HUGE],
                         ["--latent", HUGE], ["--resume"]],
-    "vae-numpy evaluate": [["--chunk-size", HUGE, "--k", HUGE]],
+    "vae-numpy evaluate": [["--chunk-size", HUGE, "--k", HUGE], ["--against", "{missing}"]],
     "python -m vae_numpy fixture": [["--input-dim", HUGE], ["--batch", HUGE],
                                     ["--encoder-hidden", HUGE]],
     "reproduce_iwae_table.py": [["--data", "{missing}"], ["--resume"],

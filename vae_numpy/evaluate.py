@@ -426,7 +426,8 @@ def mean_and_stderr(values):
 
 
 def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits_per_dim=False,
-                   batch_size=DEFAULT_BATCH_SIZE, chunk_size=DEFAULT_CHUNK_SIZE, progress=True):
+                   batch_size=DEFAULT_BATCH_SIZE, chunk_size=DEFAULT_CHUNK_SIZE, progress=True,
+                   return_log_px=False):
     r"""All the numbers of this module for one model and data set, as a JSON-ready dict.
 
     Parameters
@@ -438,6 +439,8 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
         estimate, the ELBO, the mutual information
     n_elbo_samples : samples of z per example for ``rec``
     want_bits_per_dim : also report ``iw_bits_per_dim`` and ``neg_elbo_bits_per_dim``
+    return_log_px : also return the (N,) array of IW_K per example, as ``(result, log_px)``
+        (for a paired comparison with another model on the same images)
 
     Returns
     -------
@@ -477,7 +480,7 @@ def evaluate_model(params, x, cfg, k=1000, rng=None, n_elbo_samples=1, want_bits
         result["bits_per_dim_note"] = bits_per_dim_note(cfg.likelihood)
     result["seconds_iw"] = seconds_iw
     result["seconds"] = time.perf_counter() - t0
-    return result
+    return (result, log_px) if return_log_px else result
 
 
 # --- old names ----------------------------------------------------------------------------------

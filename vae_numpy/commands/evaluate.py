@@ -14,6 +14,12 @@ trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimens
         --out-dir runs/mnist_eval
 
 (``vae-numpy evaluate`` is the same command; so is ``python demos/evaluate.py`` in a clone.)
+
+``--against OTHER.npz`` also scores a second model on the same images with the same noise
+(example n's samples come from its own stream, so with equal latent sizes both models see the
+same eps) and reports the per-image difference of -IW_K, this model's minus the other's, with
+its paired standard error: far smaller than either model's spread over images, because the
+hard images are hard for both.
 """
 import json
 import os
@@ -22,7 +28,7 @@ import sys
 import numpy as np
 
 from ..data import binarize_test_set, load_dataset
-from ..evaluate import evaluate_model
+from ..evaluate import evaluate_model, iw_log_likelihood, mean_and_stderr
 from ..figures.diagnostic_plots import plot_kl_per_dimension
 from ..files.atomic import atomic_write, remove_stale_temp_files
 from ..files.checkpoint import load_checkpoint
@@ -62,6 +68,9 @@ def build_parser():
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=BATCH_SIZE)
     parser.add_argument("--chunk-size", type=POSITIVE_INT, default=CHUNK_SIZE)
     parser.add_argument("--bits-per-dim", action="store_true", help="also report bits/dim")
+    parser.add_argument("--against", default=None, metavar="CHECKPOINT",
+                        help="a second model to compare with: the per-image difference of "
+                             "-IW_K on the same images and noise, with its paired SE")
     parser.add_argument("--out-dir", default=OUT_DIR,
                         help="where evaluation.json and the figure go; the default directory, "
                              f"when it holds an earlier evaluation, becomes {OUT_DIR}-2, -3, ...")
@@ -131,9 +140,10 @@ def check_args(args, given, argv):
     evaluation (unless --overwrite; the default out-dir becomes a numbered one), matplotlib is
     there for the figure (or the command says it writes none). The chunks' memory is checked
     once the checkpoint is read (it gives D)."""
-    if not os.path.isfile(args.checkpoint):
-        fail(f"no checkpoint at {args.checkpoint}: the file does not exist (vae-numpy train "
-             "writes it as <out-dir>/checkpoint.npz)")
+    for which, path in (("", args.checkpoint), ("--against: ", args.against)):
+        if path is not None and not os.path.isfile(path):
+            fail(f"{which}no checkpoint at {path}: the file does not exist (vae-numpy train "
+                 "writes it as <out-dir>/checkpoint.npz)")
     check_out_dir(args.out_dir)
     args.out_dir = claim_out_dir(args.out_dir, OUTPUTS, overwrite=args.overwrite,
                                  default="out_dir" not in given,
@@ -146,6 +156,10 @@ def check_args(args, given, argv):
 def run(args, given, argv):
     check_args(args, given, argv)
     ckpt = load_checkpoint(args.checkpoint)
+    other = None if args.against is None else load_checkpoint(args.against)
+    if other is not None and other.config.input_dim != ckpt.config.input_dim:
+        fail(f"--against {args.against} models {other.config.input_dim} inputs, the checkpoint "
+             f"{ckpt.config.input_dim}: two models of the same data are needed")
     chunk, batch = min(args.chunk_size, args.k), min(args.batch_size, args.n)
     check_memory(CHUNK_ARRAYS * np.dtype(ckpt.config.dtype).itemsize * chunk * batch
                  * ckpt.config.input_dim, f"an importance-sampling chunk of {chunk} samples x "
@@ -158,13 +172,18 @@ def run(args, given, argv):
     log(describe(threads))
     log(f"data {source}: first {len(x)} test images, {test_set_treatment(binarize)}; "
         f"K = {args.k}")
-    result = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
-                            rng=np.random.default_rng(args.seed),
-                            want_bits_per_dim=args.bits_per_dim,
-                            batch_size=args.batch_size, chunk_size=args.chunk_size)
+    result, log_px = evaluate_model(ckpt.params, x, ckpt.config, k=args.k,
+                                    rng=np.random.default_rng(args.seed),
+                                    want_bits_per_dim=args.bits_per_dim,
+                                    batch_size=args.batch_size, chunk_size=args.chunk_size,
+                                    return_log_px=True)
     result.update(checkpoint=str(args.checkpoint), data=str(source),
                   test_images=test_set_treatment(binarize), train_binarize=binarize,
                   seed=args.seed, config=ckpt.config.to_dict(), threads=threads)
+    if other is not None:
+        result["against"] = paired_difference(args, other, x, log_px,
+                                              same_noise=other.config.latent_dim
+                                              == ckpt.config.latent_dim)
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
     if have_matplotlib():
@@ -181,5 +200,30 @@ def run(args, given, argv):
     if args.bits_per_dim:
         print(f"bits/dim: -IW_{args.k} {result['iw_bits_per_dim']:.4f}, -ELBO "
               f"{result['neg_elbo_bits_per_dim']:.4f} ({result['bits_per_dim_note']})")
+    if other is not None:
+        a = result["against"]
+        print(f"against {args.against}: -IW_{args.k} = {a['iw_nll']:.3f} +- {a['iw_nll_se']:.3f}"
+              f"; this minus that, per image: {a['difference']:+.3f} +- "
+              f"{a['difference_se']:.3f} nats (paired SE)")
     print(f"{result['seconds']:.1f} s ({result['seconds_iw']:.1f} s for IW_{args.k})")
     return result
+
+
+def paired_difference(args, other, x, log_px, same_noise):
+    r"""The other model's -IW_K on the same images, and the paired difference.
+
+    ``d_n = (-IW_K(x_n; this)) - (-IW_K(x_n; other))`` for each of the N images;
+    ``difference = mean(d)``, ``difference_se = std(d, ddof=1) / sqrt(N)``. Negative: this
+    model assigns the images more probability. The other model draws its noise from
+    ``default_rng(seed)`` like this one, so with equal latent sizes both see the same eps."""
+    log(f"against {args.against}: -IW_{args.k} on the same {len(x)} images")
+    other_log_px = iw_log_likelihood(other.params, x.astype(other.config.dtype, copy=False),
+                                     other.config, args.k, np.random.default_rng(args.seed),
+                                     args.batch_size, args.chunk_size)
+    nll, se = mean_and_stderr(-other_log_px)
+    difference, difference_se = mean_and_stderr(np.asarray(other_log_px, np.float64) - log_px)
+    return {"checkpoint": str(args.against), "iw_nll": nll, "iw_nll_se": se,
+            "difference": difference, "difference_se": difference_se, "same_noise": same_noise,
+            "difference_is": "this model's -IW_K minus the other's, per image, averaged over "
+                             "the images (negative: this model is better); difference_se is "
+                             "the paired standard error"}
