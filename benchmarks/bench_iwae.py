@@ -16,7 +16,8 @@ Timing is paired, for a machine other jobs share: each case is warmed up, then e
 times ``--calls`` calls of every contender in turn (the order rotating from one repeat to the
 next) with ``time.perf_counter``, so a burst of load hits every contender alike; the median
 per call over ``--repeats`` repeats is reported, and the vae_numpy VAE step of the same batch
-for scale.
+for scale, and the same IWAE step with the DReG encoder gradient (``estimator="dreg"``) as a
+ratio to the IWAE one.
 
 Not part of the test suite.
 """
@@ -59,6 +60,7 @@ def numpy_callers(dtype, batch, k, seed=0):
     x = (rng.random((batch, INPUT_DIM)) < 0.3).astype(dtype)  # (B, D)
     eps = rng.standard_normal((k, batch, LATENT), dtype=dtype)  # (K, B, J)
     return {"readable": lambda: _iwae_step(params, x, eps, cfg),
+            "dreg": lambda: _iwae_step(params, x, eps, cfg, estimator="dreg"),
             "vae": lambda: loss_and_grads(params, x, eps[0], cfg)}
 
 
@@ -133,7 +135,8 @@ def build_parser():
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--calls", type=int, default=CALLS, help="calls per timed repeat")
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--quick", action="store_true", help=f"shorter: defaults {QUICK} unless given")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"shorter: defaults {QUICK} unless given")
     return parser
 
 
@@ -155,9 +158,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     print(f"threads: numpy BLAS {blas}, torch {torch and torch.get_num_threads()}; "
           f"{args.dtype}; median of {args.repeats} x {args.calls} calls (forward + backward)\n")
-    print(f"{'':9} {'wall ms (median)':^18} | {'wall':^8} | {'CPU':^8} |")
+    print(f"{'':9} {'wall ms (median)':^18} | {'wall':^17} | {'CPU':^17} |")
     print(f"{'B':>4} {'K':>4} {'readable':>9} {'torch':>8} | "
-          + f"{'read/tch':>8} | " * 2 + f"{'vae ms':>7}")
+          + f"{'read/tch':>8} {'dreg/iw':>8} | " * 2 + f"{'vae ms':>7}")
     results = []
     for case in args.cases.split(","):
         batch, k = (int(v) for v in case.split("x"))
@@ -166,7 +169,7 @@ def main(argv=None):
             callers["torch"] = torch_caller(args.dtype, batch, k)
         times = time_paired(callers, args.repeats, args.calls, warmup=2)
         row = {"batch": batch, "k": k, **times}
-        pairs = [("readable", "torch")]
+        pairs = [("readable", "torch"), ("dreg", "readable")]
         cells = [f"{times[n]['median_s'] * 1e3:{w}.2f}" if n in times else f"{'-':>{w}}"
                  for n, w in (("readable", 9), ("torch", 8))]
         for label, key in (("", "rounds_s"), ("cpu_", "cpu_rounds_s")):
@@ -180,10 +183,11 @@ def main(argv=None):
         cells += ["|", f"{times['vae']['median_s'] * 1e3:7.2f}"]
         results.append(row)
         print(f"{batch:4d} {k:4d} " + " ".join(cells))
-    print("\nreadable = _iwae_step (what train runs), tch = "
-          "PyTorch; ms: medians over the rounds; ratios: medians over the rounds of the ratio "
-          "within a round, of wall-clock and of CPU (time.process_time) seconds (above 1: the "
-          "first is slower); vae = vae_numpy's VAE step (K = 1, analytic KL) on the same batch")
+    print("\nreadable = _iwae_step (what train runs), dreg/iw = the same step with "
+          "estimator='dreg' over the IWAE one, tch = PyTorch; ms: medians over the rounds; "
+          "ratios: medians over the rounds of the ratio within a round, of wall-clock and of "
+          "CPU (time.process_time) seconds (above 1: the first is slower); vae = vae_numpy's "
+          "VAE step (K = 1, analytic KL) on the same batch")
     if args.json:
         out = {"config": vars(args), "environment": {
             "numpy": np.__version__, "torch": torch and torch.__version__,
