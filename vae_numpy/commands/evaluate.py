@@ -181,9 +181,9 @@ def run(args, given, argv):
                   test_images=test_set_treatment(binarize), train_binarize=binarize,
                   seed=args.seed, config=ckpt.config.to_dict(), threads=threads)
     if other is not None:
-        result["against"] = paired_difference(args, other, x, log_px,
-                                              same_noise=other.config.latent_dim
-                                              == ckpt.config.latent_dim)
+        same_noise = ((other.config.latent_dim, other.config.dtype)
+                      == (ckpt.config.latent_dim, ckpt.config.dtype))
+        result["against"] = paired_difference(args, other, x, log_px, same_noise)
     with atomic_write(os.path.join(args.out_dir, "evaluation.json"), mode="w") as f:
         json.dump(result, f, indent=1)
     if have_matplotlib():
@@ -215,7 +215,8 @@ def paired_difference(args, other, x, log_px, same_noise):
     ``d_n = (-IW_K(x_n; this)) - (-IW_K(x_n; other))`` for each of the N images;
     ``difference = mean(d)``, ``difference_se = std(d, ddof=1) / sqrt(N)``. Negative: this
     model assigns the images more probability. The other model draws its noise from
-    ``default_rng(seed)`` like this one, so with equal latent sizes both see the same eps."""
+    ``default_rng(seed)`` like this one, so with equal latent sizes and dtypes both see the same
+    eps (``same_noise``); the images are this checkpoint's test images."""
     log(f"against {args.against}: -IW_{args.k} on the same {len(x)} images")
     other_log_px = iw_log_likelihood(other.params, x.astype(other.config.dtype, copy=False),
                                      other.config, args.k, np.random.default_rng(args.seed),
