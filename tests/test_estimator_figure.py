@@ -4,10 +4,11 @@ The figure keeps the SHA-256 of the two files it was drawn from in its PNG metad
 published again without rerunning docs/figures/make_estimator_comparison.py fails here.
 """
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
+
+from test_graph_figure import stored_spec   # the PNG's "Description" metadata, as JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "figures" / "make_estimator_comparison.py"
@@ -23,9 +24,7 @@ def script():
 
 
 def stored_inputs(path):
-    Image = pytest.importorskip("PIL.Image")
-    with Image.open(path) as im:
-        return json.loads(im.text["Description"])["inputs"]
+    return stored_spec(path)["inputs"]
 
 
 def test_the_committed_figure_was_drawn_from_the_shipped_metrics(script):

@@ -57,17 +57,16 @@ def draw(path=OUT):
     data = curves()
     (epochs, iwae_held, iwae_train), (_, dreg_held, dreg_train) = (data["IWAE gradient"],
                                                                     data["DReG gradient"])
-    n = min(len(iwae_held), len(dreg_held))
     fig = new_figure((11, 3.8))
     left, right = fig.subplots(1, 2)
     for label, (e, held, _) in data.items():
         left.plot(e, held, lw=0.8, label=label)
     left.set_ylim(*HELD_OUT_YLIM)
     left.set_title("held-out -ELBO (400 images)", fontsize=10)
-    right.plot(epochs[:n], [d - i for d, i in zip(dreg_held[:n], iwae_held[:n])], lw=0.8,
-               label="held-out -ELBO")
-    right.plot(epochs[:n], [d - i for d, i in zip(dreg_train[:n], iwae_train[:n])], lw=0.8,
-               label="training bound -IW_5")
+    for label, dreg, iwae in (("held-out -ELBO", dreg_held, iwae_held),
+                              ("training bound -IW_5", dreg_train, iwae_train)):
+        difference = [d - i for d, i in zip(dreg, iwae)]
+        right.plot(epochs[:len(difference)], difference, lw=0.8, label=label)
     right.axhline(0.0, color="black", lw=0.6)
     right.set_title("DReG minus IWAE (below 0: DReG better)", fontsize=10)
     for ax in (left, right):

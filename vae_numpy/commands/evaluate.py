@@ -16,8 +16,8 @@ trained on binarized data), and writes DIR/evaluation.json and DIR/kl_per_dimens
 (``vae-numpy evaluate`` is the same command; so is ``python demos/evaluate.py`` in a clone.)
 
 ``--against OTHER.npz`` also scores a second model on the same images with the same noise
-(example n's samples come from its own stream, so with equal latent sizes both models see the
-same eps) and reports the per-image difference of -IW_K, this model's minus the other's, with
+(example n's samples come from its own stream, so with equal latent sizes and dtypes both
+models see the same eps) and reports the per-image difference of -IW_K, this model's minus the other's, with
 its paired standard error: far smaller than either model's spread over images, because the
 hard images are hard for both.
 """
